@@ -1,0 +1,59 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "labctl",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "labctl", targets: ["labctl"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/onevcat/Rainbow", from: "4.2.2"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
+        .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
+    ],
+    targets: [
+        // The system libssh2 (Debian: libssh2-1-dev). The shim also exposes libcrypto's SHA-256
+        // (libssh2 links OpenSSL already) for known_hosts fingerprints.
+        .systemLibrary(
+            name: "CLibSSH2",
+            pkgConfig: "libssh2",
+            providers: [.apt(["libssh2-1-dev"])]
+        ),
+        // The Swift face of libssh2: sessions, auth, known_hosts, exec, upload. Nothing lab-specific.
+        .target(name: "SSH", dependencies: ["CLibSSH2"]),
+        // inventory.json (and later playbooks) as value types, loading and validation.
+        .target(name: "LabSpec"),
+        // Steps, templates, planning (probe -> diff), the parallel runner, the recap.
+        .target(
+            name: "LabEngine",
+            dependencies: [
+                "LabSpec", "SSH", "Yams",
+                .product(name: "Mustache", package: "swift-mustache"),
+            ]
+        ),
+        // The local lab: rootfs cache, overlays, network namespaces, nspawn hosts.
+        .target(
+            name: "LabLocal",
+            dependencies: ["SSH", .product(name: "Subprocess", package: "swift-subprocess")]
+        ),
+        // The executable: argument parsing and output only.
+        .executableTarget(
+            name: "labctl",
+            dependencies: [
+                "SSH", "LabSpec", "LabEngine", "LabLocal",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "Rainbow",
+            ]
+        ),
+        // Shared by the test targets: a private OpenSSH sshd on loopback, key making, the built labctl.
+        .target(name: "TestSupport", dependencies: ["SSH"], path: "Tests/TestSupport"),
+        .testTarget(name: "SSHTests", dependencies: ["SSH", "TestSupport"]),
+        .testTarget(name: "LabSpecTests", dependencies: ["LabSpec"]),
+        .testTarget(name: "LabEngineTests", dependencies: ["LabEngine", "TestSupport"]),
+        .testTarget(name: "LabLocalTests", dependencies: ["LabLocal", "SSH", "TestSupport"]),
+        .testTarget(name: "LabctlTests", dependencies: ["labctl", "TestSupport"]),
+    ]
+)

@@ -1,0 +1,47 @@
+#ifndef LABCTL_CLIBSSH2_SHIM_H
+#define LABCTL_CLIBSSH2_SHIM_H
+#include <libssh2.h>
+#include <libssh2_sftp.h>
+#include <openssl/sha.h>
+#include <poll.h>
+#include <netdb.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include <errno.h>
+#include <string.h>
+
+// libssh2's session/channel helpers are macros in the header; Swift cannot call macros.
+static inline LIBSSH2_SESSION *labctl_session_init(void) {
+    return libssh2_session_init_ex(NULL, NULL, NULL, NULL);
+}
+static inline LIBSSH2_CHANNEL *labctl_channel_open_session(LIBSSH2_SESSION *s) {
+    return libssh2_channel_open_session(s);
+}
+static inline int labctl_channel_exec(LIBSSH2_CHANNEL *c, const char *command) {
+    return libssh2_channel_exec(c, command);
+}
+static inline ssize_t labctl_channel_read(LIBSSH2_CHANNEL *c, char *buf, size_t len) {
+    return libssh2_channel_read(c, buf, len);
+}
+static inline ssize_t labctl_channel_read_stderr(LIBSSH2_CHANNEL *c, char *buf, size_t len) {
+    return libssh2_channel_read_stderr(c, buf, len);
+}
+static inline ssize_t labctl_channel_write(LIBSSH2_CHANNEL *c, const char *buf, size_t len) {
+    return libssh2_channel_write(c, buf, len);
+}
+static inline int labctl_session_disconnect(LIBSSH2_SESSION *s, const char *why) {
+    return libssh2_session_disconnect(s, why);
+}
+static inline int labctl_userauth_publickey_fromfile(LIBSSH2_SESSION *s, const char *user,
+                                                    const char *privkey, const char *passphrase) {
+    return libssh2_userauth_publickey_fromfile_ex(s, user, (unsigned int)strlen(user), NULL, privkey, passphrase);
+}
+static inline int labctl_userauth_password(LIBSSH2_SESSION *s, const char *user, const char *password) {
+    return libssh2_userauth_password_ex(s, user, (unsigned int)strlen(user), password,
+                                        (unsigned int)strlen(password), NULL);
+}
+static inline int labctl_errno_eagain(void) { return LIBSSH2_ERROR_EAGAIN; }
+#endif

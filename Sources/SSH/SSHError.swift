@@ -1,0 +1,124 @@
+import Foundation
+
+/// What went wrong, with the host and the operation it went wrong in.
+public struct SSHError: Error, Sendable, CustomStringConvertible {
+    public enum Operation: String, Sendable {
+        case connect = "connecting"
+        case handshake = "the SSH handshake"
+        case hostKey = "checking the host key"
+        case authenticate = "authenticating"
+        case exec = "running a command"
+        case upload = "uploading"
+    }
+
+    public enum Kind: Sendable {
+        case nameNotResolved(String)
+        case connectionRefused
+        case unreachable(String)
+        case timeout(Duration)
+        /// Every credential was refused; each reason names the credential tried.
+        case authenticationFailed(reasons: [String])
+        /// The key is RSA and the server wants rsa-sha2, which libssh2 1.10 cannot produce.
+        case rsaKeyUnsupported(keyPath: String)
+        case hostKeyUnknown(keyType: String, fingerprint: String, knownHostsPath: String)
+        case hostKeyMismatch(
+            keyType: String, presented: String, expected: String, knownHostsPath: String, line: Int)
+        case hostKeyRevoked(fingerprint: String, knownHostsPath: String, line: Int)
+        /// The command ran and failed (used by helpers that require success, e.g. upload).
+        case commandFailed(status: Int32, signal: String?, stderr: String)
+        case outputTooLarge(limit: Int)
+        case sessionClosed
+        case protocolError(code: Int32, message: String)
+        case localFile(path: String, reason: String)
+    }
+
+    public var host: String
+    public var operation: Operation
+    public var kind: Kind
+
+    public init(host: String, operation: Operation, kind: Kind) {
+        self.host = host
+        self.operation = operation
+        self.kind = kind
+    }
+
+    /// One sentence for the user.
+    public var description: String { "\(host): \(summary)" }
+
+    /// The sentence without the host, for tables that already show it.
+    public var summary: String {
+        switch kind {
+        case .nameNotResolved(let detail):
+            return "the host name could not be resolved (\(detail)); check the address in the inventory"
+        case .connectionRefused:
+            return "connection refused; is sshd running and listening on that port?"
+        case .unreachable(let detail):
+            return "could not connect (\(detail))"
+        case .timeout(let limit):
+            return "timed out after \(limit.labctlSeconds) while \(operation.rawValue)"
+        case .authenticationFailed(let reasons):
+            let why = reasons.isEmpty ? "no credential was given" : reasons.joined(separator: "; ")
+            return "authentication failed (\(why)); check the user and key in the inventory"
+        case .rsaKeyUnsupported(let path):
+            return "the key \(path) is an RSA key, and libssh2 1.10 cannot sign with rsa-sha2, "
+                + "which current OpenSSH servers require; use an ed25519 key instead: "
+                + "ssh-keygen -t ed25519 -f ~/.ssh/id_ed25519 && ssh-copy-id -i ~/.ssh/id_ed25519.pub \(host)"
+        case .hostKeyUnknown(let type, let fingerprint, let path):
+            return "the host key (\(type) \(fingerprint)) is not in \(path); check the fingerprint on the "
+                + "host (ssh-keygen -lf /etc/ssh/ssh_host_\(type.hostKeyFileStem)_key.pub) and run again "
+                + "with --host-key-checking accept-new to record it"
+        case .hostKeyMismatch(let type, let presented, let expected, let path, let line):
+            return "REFUSED: the host key changed: the host presents \(type) \(presented) but \(path) "
+                + "line \(line) lists \(expected); if the host was really reinstalled, remove that line "
+                + "(ssh-keygen -R \(host.sshHostPart) -f \(path)) and connect again"
+        case .hostKeyRevoked(let fingerprint, let path, let line):
+            return "REFUSED: the host key \(fingerprint) is marked @revoked in \(path) line \(line)"
+        case .commandFailed(let status, let signal, let stderr):
+            let how = signal.map { "was killed by SIG\($0)" } ?? "exited with status \(status)"
+            let tail = stderr.trimmingCharacters(in: .whitespacesAndNewlines)
+            return tail.isEmpty ? "the command \(how)" : "the command \(how): \(tail.lastLines(3))"
+        case .outputTooLarge(let limit):
+            return "the command printed more than \(limit) bytes, the limit; it was stopped"
+        case .sessionClosed:
+            return "the SSH session is closed"
+        case .protocolError(let code, let message):
+            return "\(operation.rawValue) failed: \(message) (libssh2 error \(code))"
+        case .localFile(let path, let reason):
+            return "\(path): \(reason)"
+        }
+    }
+}
+
+extension Duration {
+    var labctlSeconds: String {
+        let (seconds, attoseconds) = components
+        let value = Double(seconds) + Double(attoseconds) / 1e18
+        return value == value.rounded() ? "\(Int(value)) s" : String(format: "%.1f s", value)
+    }
+}
+
+extension String {
+    fileprivate var hostKeyFileStem: String {
+        switch self {
+        case "ssh-ed25519": return "ed25519"
+        case let t where t.hasPrefix("ecdsa"): return "ecdsa"
+        case "ssh-rsa": return "rsa"
+        default: return "*"
+        }
+    }
+
+    /// "user@host:2222" → "[host]:2222", "user@host" → "host", as ssh-keygen -R wants it.
+    fileprivate var sshHostPart: String {
+        let afterUser = split(separator: "@", maxSplits: 1).last.map(String.init) ?? self
+        if let colon = afterUser.lastIndex(of: ":"), !afterUser.hasPrefix("[") {
+            let name = afterUser[..<colon]
+            let port = afterUser[afterUser.index(after: colon)...]
+            return "'[\(name)]:\(port)'"
+        }
+        return afterUser
+    }
+
+    func lastLines(_ count: Int) -> String {
+        split(separator: "\n").suffix(count).joined(separator: " | ")
+    }
+}
