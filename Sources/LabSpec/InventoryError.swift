@@ -53,7 +53,7 @@ public struct InventoryError: Error, Sendable, Hashable, CustomStringConvertible
 
 /// A target of `Inventory.select(_:)` that names no host and no role.
 public struct InventoryTargetError: Error, Sendable, Hashable, CustomStringConvertible {
-    /// The parts of the target that matched nothing.
+    /// The parts of the target that matched nothing; empty when the target itself was empty.
     public var unknown: [String]
     public var knownHosts: [String]
     public var knownRoles: [String]
@@ -67,7 +67,7 @@ public struct InventoryTargetError: Error, Sendable, Hashable, CustomStringConve
     public var description: String {
         let choices = "use 'all', a host (\(knownHosts.joined(separator: ", "))) "
             + "or a role (\(knownRoles.joined(separator: ", "))), or a comma-separated list of them"
-        if unknown.allSatisfy({ $0.trimmingCharacters(in: .whitespaces).isEmpty }) {
+        if unknown.isEmpty {
             return "no target given; \(choices)"
         }
         let names = unknown.map { "'\($0)'" }.joined(separator: ", ")

@@ -21,7 +21,7 @@ extension Inventory {
             }
         }
         guard unknown.isEmpty, !parts.isEmpty else {
-            throw InventoryTargetError(unknown: parts.isEmpty ? [target] : unknown,
+            throw InventoryTargetError(unknown: unknown,
                                        knownHosts: hosts.map(\.name), knownRoles: roles)
         }
         return hosts.filter { chosen.contains($0.name) }
