@@ -37,6 +37,9 @@ public enum InventoryLoader {
     public static func parse(data: Data, file: String, baseDirectory: URL) throws(InventoryError) -> Inventory {
         let root = try decode(data, file: file)
         let checker = InventoryChecker()
+        for problem in InventoryDuplicateKeys.problems(in: data) {
+            checker.report(problem.path, problem.message)
+        }
         let inventory = InventoryBuilder(checker: checker, base: baseDirectory.standardizedFileURL).build(root)
         guard let inventory, checker.problems.isEmpty else {
             throw InventoryError(file: file, reason: .invalid, problems: checker.problems)

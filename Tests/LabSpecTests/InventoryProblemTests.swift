@@ -134,6 +134,10 @@ let badInventories: [BadInventory] = [
         #"app.directory: 'opt/app' is not an absolute path; expected a path such as "/opt/wayshub""#),
     BadInventory("git URL with spaces", inventoryJSON(hosts: standardHosts, extra: #", "domain": "w.lab", "app": { "source": { "git": "my repo" } }"#),
         "app.source.git: 'my repo' is not a git URL; expected https://..., ssh://..., git://..., file://... or user@host:path"),
+    BadInventory("a field given twice", "{\n  \"hosts\": [\n    { \"name\": \"a\", \"address\": \"10.0.0.1\", \"roles\": [\"x\"],\n      \"port\": 22,\n      \"port\": 2222 }\n  ]\n}",
+        "hosts[0].port: given twice in one object (lines 4 and 5); keep one"),
+    BadInventory("a field given twice, once escaped", #"{ "name": "a", "n\u0061me": "b", "hosts": [{ "name": "a", "address": "h", "roles": ["x"] }] }"#,
+        "name: given twice in one object (line 1); keep one"),
     BadInventory("top level is a list", "[1, 2]",
         "expected a JSON object describing the lab, got a list"),
     // The parser stops at the 'o' of "nope": an 'n' could still have begun `null`.
