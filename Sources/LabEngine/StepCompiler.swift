@@ -7,19 +7,22 @@ public struct HostFacts: Sendable, Hashable {
     public var address: String
     public var roles: [String]
     public var vars: [String: TemplateValue]
+    /// More fields of the host's template value (port, user, upstream ...).
+    public var extra: [String: TemplateValue]
 
-    public init(name: String, address: String, roles: [String], vars: [String: TemplateValue] = [:]) {
+    public init(name: String, address: String, roles: [String], vars: [String: TemplateValue] = [:], extra: [String: TemplateValue] = [:]) {
         self.name = name
         self.address = address
         self.roles = roles
         self.vars = vars
+        self.extra = extra
     }
 
     var templateValue: TemplateValue {
-        .map([
+        .map(extra.merging([
             "name": .string(name), "address": .string(address),
             "roles": .list(roles.map(TemplateValue.string)), "vars": .map(vars),
-        ])
+        ]) { $1 })
     }
 }
 
