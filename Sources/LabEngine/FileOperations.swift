@@ -2,7 +2,7 @@ import Foundation
 import LabSpec
 
 /// `file`: a file with this content, owner and mode (or absent).
-public struct FileOperation: Operation {
+public struct FileOperation: StepOperation {
     public var path: String
     public var content: String?
     public var owner: String?
@@ -67,7 +67,7 @@ public struct FileOperation: Operation {
 }
 
 /// `directory`: a directory with this owner and mode (or absent, with its contents).
-public struct DirectoryOperation: Operation {
+public struct DirectoryOperation: StepOperation {
     public var path: String
     public var owner: String?
     public var group: String?
@@ -111,7 +111,7 @@ public struct DirectoryOperation: Operation {
 
 /// Edits of an existing text file computed here from its full content (block and line steps),
 /// then written back atomically like a file step.
-protocol TextEdit: Operation {
+protocol TextEdit: StepOperation {
     var path: String { get }
     var validate: String? { get }
     var backup: Bool { get }

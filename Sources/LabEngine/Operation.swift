@@ -4,7 +4,7 @@ import Foundation
 /// and a pure `plan` from those facts to the commands that close the difference. An empty plan
 /// means the host is already as wanted. Planning never touches a host, so it is tested as
 /// data: facts in, commands out.
-public protocol Operation: Sendable {
+public protocol StepOperation: Sendable {
     /// POSIX sh printing `key=value` lines (see `Facts`). Runs inside a subshell of the
     /// combined probe script, with the helpers of `ProbeScript.prelude`.
     var probe: String { get }

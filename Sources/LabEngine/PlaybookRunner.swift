@@ -198,7 +198,7 @@ struct HostRun {
         var id: Int
         var step: PlaybookStep
         var handler: Bool
-        var operation: any Operation
+        var operation: any StepOperation
     }
 
     enum Stop: Error {
@@ -255,7 +255,7 @@ struct HostRun {
             roundTrips: state.roundTrips, seconds: (ContinuousClock.now - start).seconds)
     }
 
-    func compile(_ step: PlaybookStep, state: inout State, handler: Bool = false) throws(Stop) -> any Operation {
+    func compile(_ step: PlaybookStep, state: inout State, handler: Bool = false) throws(Stop) -> any StepOperation {
         do {
             return try runner.compiler.operation(for: step.action, context: target.context)
         } catch {

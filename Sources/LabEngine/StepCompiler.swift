@@ -78,7 +78,7 @@ public struct StepCompiler: Sendable {
 
     public var templatesDirectory: String { (playbookDirectory as NSString).appendingPathComponent("templates") }
 
-    public func operation(for action: StepAction, context: TemplateContext) throws(StepCompileError) -> any Operation {
+    public func operation(for action: StepAction, context: TemplateContext) throws(StepCompileError) -> any StepOperation {
         var issues: [TemplateIssue] = []
         func render(_ argument: TemplateArgument?) -> String? {
             guard let argument else { return nil }
@@ -91,7 +91,7 @@ public struct StepCompiler: Sendable {
         }
         func mode(_ argument: Located<String>?) -> Int? { argument.flatMap { FileCommands.parseMode($0.value) } }
 
-        let operation: any Operation
+        let operation: any StepOperation
         switch action {
         case .package(let a):
             operation = PackageOperation(names: a.names.map { render($0)! }, state: a.state, cacheValidTime: a.cacheValidTime)

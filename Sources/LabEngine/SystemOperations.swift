@@ -2,7 +2,7 @@ import Foundation
 import LabSpec
 
 /// `package`: Debian packages installed (or removed) with apt.
-public struct PackageOperation: Operation {
+public struct PackageOperation: StepOperation {
     public var names: [String]
     public var state: PresenceState
     public var cacheValidTime: Int?
@@ -59,7 +59,7 @@ public struct PackageOperation: Operation {
 }
 
 /// `service`: a systemd unit enabled or not, started, stopped, restarted or reloaded.
-public struct ServiceOperation: Operation {
+public struct ServiceOperation: StepOperation {
     public var name: String
     public var enabled: Bool?
     public var state: ServiceState?
@@ -131,7 +131,7 @@ public struct ServiceOperation: Operation {
 }
 
 /// `command`: a shell command, skipped when `creates` exists or `unless` succeeds.
-public struct CommandOperation: Operation {
+public struct CommandOperation: StepOperation {
     public var run: String
     public var creates: String?
     public var unless: String?
@@ -169,7 +169,7 @@ public struct CommandOperation: Operation {
 }
 
 /// `git`: a clone of `repo` in `dest`, checked out at `ref`.
-public struct GitOperation: Operation {
+public struct GitOperation: StepOperation {
     public var repo: String
     public var dest: String
     public var ref: String
@@ -230,7 +230,7 @@ public struct GitOperation: Operation {
 
 /// `upload`: a local directory's files copied to the host, as one tar stream on stdin,
 /// only when the content differs (a digest of every file's path and sha256).
-public struct UploadOperation: Operation {
+public struct UploadOperation: StepOperation {
     public var source: LocalTree
     public var dest: String
     public var owner: String?
@@ -275,7 +275,7 @@ public struct UploadOperation: Operation {
 }
 
 /// `wait_for`: until a TCP port or a URL answers on the host, or the timeout passes.
-public struct WaitForOperation: Operation {
+public struct WaitForOperation: StepOperation {
     public var port: Int?
     public var host: String
     public var url: String?

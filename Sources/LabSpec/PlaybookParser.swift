@@ -23,7 +23,13 @@ public enum PlaybookParser {
                 at: .init(file: file, line: 1, column: 1))])
         }
         let playbook = collector.playbook(root)
-        if !collector.issues.isEmpty { throw PlaybookError(issues: collector.issues) }
+        if !collector.issues.isEmpty {
+            // In reading order, as an editor lists them.
+            let sorted = collector.issues.enumerated().sorted { a, b in
+                (a.element.location.line, a.element.location.column, a.offset) < (b.element.location.line, b.element.location.column, b.offset)
+            }
+            throw PlaybookError(issues: sorted.map(\.element))
+        }
         return playbook
     }
 
