@@ -36,7 +36,7 @@ public struct FileOperation: StepOperation {
         if state == .absent {
             guard kind != "none" else { return .unchanged }
             guard kind != "dir" else { throw StepFailure("\(path) is a directory, not a file; use a directory step to remove it") }
-            let old = facts.text("content.b64") ?? ""
+            let old = facts.text("content") ?? ""
             return StepPlan(
                 commands: ["rm -f \(p)"], diff: options.diff ? UnifiedDiff.make(old: old, new: "", path: path) : nil,
                 summary: ["remove \(path)"])
@@ -58,7 +58,7 @@ public struct FileOperation: StepOperation {
         }
         summary.append(kind == "file" ? "change the content of \(path)" : "create \(path)")
         let diff = options.diff
-            ? UnifiedDiff.make(old: facts.text("content.b64") ?? "", new: content ?? "", path: path) : nil
+            ? UnifiedDiff.make(old: facts.text("content") ?? "", new: content ?? "", path: path) : nil
         let commands = FileCommands.atomicWrite(
             path: path, existing: existing, owner: owner, group: group, mode: mode, validate: validate,
             backup: backup, backupDirectory: options.backupDirectory)
@@ -176,7 +176,7 @@ extension NSRegularExpression {
 
 /// `block`: lines between two marker lines (Ansible's blockinfile). A new block goes after
 /// (or before) the last line matching the anchor; later runs replace it where it is.
-public struct BlockOperation: TextEdit {
+public struct ManagedBlockOperation: TextEdit {
     public var path: String
     public var block: String
     public var marker: String
@@ -211,13 +211,14 @@ public struct BlockOperation: TextEdit {
         let beginIndex = lines.firstIndex { trimmed($0) == begin }
         let endIndex = beginIndex.flatMap { b in lines[b...].firstIndex { trimmed($0) == end } }
         var lines = lines
-        var body = UnifiedDiff.lines(block)
-        body = [begin] + body + [end]
+        let content = UnifiedDiff.lines(block)
+        let body = [begin] + content + [end]
         if let beginIndex, let endIndex {
             if state == .absent {
                 lines.removeSubrange(beginIndex...endIndex)
             } else {
-                lines.replaceSubrange(beginIndex...endIndex, with: body)
+                // Only what is between the markers is replaced: markers someone indented stay.
+                lines.replaceSubrange((beginIndex + 1)..<endIndex, with: content)
             }
             return lines
         }

@@ -116,7 +116,7 @@ public struct StepCompiler: Sendable {
             operation = DirectoryOperation(
                 path: render(a.path)!, owner: render(a.owner), group: render(a.group), mode: mode(a.mode), state: a.state)
         case .block(let a):
-            operation = BlockOperation(
+            operation = ManagedBlockOperation(
                 path: render(a.path)!, block: render(a.block)!, marker: render(a.marker)!, insertAfter: a.insertAfter?.value,
                 insertBefore: a.insertBefore?.value, validate: render(a.validate), backup: a.backup, state: a.state, options: options)
         case .line(let a):

@@ -25,10 +25,11 @@ public enum UnifiedDiff {
         while i < a.count || j < b.count {
             if i < a.count, j < b.count, a[i] == b[j] {
                 edits.append((" ", a[i], i, j)); i += 1; j += 1
-            } else if j < b.count, i == a.count || lcs[i][j + 1] >= lcs[i + 1][j] {
-                edits.append(("+", b[j], i, j)); j += 1
-            } else {
+            } else if i < a.count, j == b.count || lcs[i + 1][j] >= lcs[i][j + 1] {
+                // Removals before additions, as diff -u prints them.
                 edits.append(("-", a[i], i, j)); i += 1
+            } else {
+                edits.append(("+", b[j], i, j)); j += 1
             }
         }
         // Group changes with `context` lines around them into hunks.
