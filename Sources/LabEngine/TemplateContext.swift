@@ -61,7 +61,7 @@ public struct TemplateIssue: Sendable, Hashable, CustomStringConvertible {
     public var description: String { "\(location): \(message)" }
 }
 
-public struct TemplateError: Error, Sendable, CustomStringConvertible {
+public struct TemplateError: Error, Sendable, Hashable, CustomStringConvertible {
     public var issues: [TemplateIssue]
     public var description: String { issues.map(\.description).joined(separator: "\n") }
 }
@@ -218,7 +218,7 @@ public struct TemplateContext: Sendable, Hashable {
     /// 1 starts at the scalar's column; for template files, origin is 1:1.
     static func offset(_ origin: SourceLocation, line: Int, column: Int) -> SourceLocation {
         if line == 1 { return SourceLocation(file: origin.file, line: origin.line, column: origin.column + column - 1) }
-        return SourceLocation(file: origin.file, line: origin.line + line - 1, column: column)
+        return SourceLocation(file: origin.file, line: origin.line + line - 1, column: origin.indent + column)
     }
 }
 

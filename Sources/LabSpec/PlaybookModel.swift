@@ -6,11 +6,15 @@ public struct SourceLocation: Sendable, Hashable, Codable, CustomStringConvertib
     public var file: String
     public var line: Int
     public var column: Int
+    /// For text that starts here and goes on over several lines (a YAML block scalar): how
+    /// far every line is indented in the file, so positions inside the text can be mapped back.
+    public var indent: Int
 
-    public init(file: String, line: Int, column: Int) {
+    public init(file: String, line: Int, column: Int, indent: Int = 0) {
         self.file = file
         self.line = line
         self.column = column
+        self.indent = indent
     }
 
     public var description: String { "\(file):\(line):\(column)" }

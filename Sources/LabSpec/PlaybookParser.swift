@@ -8,7 +8,7 @@ import Yams
 /// first problem; here every problem is collected with the place it was written.
 public enum PlaybookParser {
     public static func parse(yaml: String, file: String) throws(PlaybookError) -> Playbook {
-        var collector = IssueCollector(file: file)
+        var collector = IssueCollector(file: file, yaml: yaml)
         let root: Node?
         do {
             root = try Yams.compose(yaml: yaml)
@@ -94,11 +94,34 @@ private struct IssueCollector {
     let file: String
     var issues: [PlaybookIssue] = []
 
-    init(file: String) { self.file = file }
+    init(file: String, yaml: String) {
+        self.file = file
+        self.lines = yaml.split(separator: "\n", omittingEmptySubsequences: false)
+    }
+
+    let lines: [Substring]
 
     func location(_ node: Node) -> SourceLocation {
         let mark = node.mark
         return SourceLocation(file: file, line: mark?.line ?? 1, column: mark?.column ?? 1)
+    }
+
+    /// Where a scalar's text itself starts (for positions inside templates): after the quote
+    /// of a quoted scalar; on the next line, at its indentation, for a block scalar (| or >).
+    func contentLocation(_ node: Node) -> SourceLocation {
+        var location = location(node)
+        guard case .scalar(let scalar) = node else { return location }
+        switch scalar.style {
+        case .singleQuoted, .doubleQuoted:
+            location.column += 1
+        case .literal, .folded:
+            let next = location.line  // 0-based index of the line after the indicator
+            let indent = next < lines.count ? lines[next].prefix(while: { $0 == " " }).count : 0
+            location = SourceLocation(file: file, line: location.line + 1, column: indent + 1, indent: indent)
+        default:
+            break
+        }
+        return location
     }
 
     mutating func report(_ message: String, at node: Node) {
@@ -234,12 +257,12 @@ private struct IssueCollector {
     mutating func stringList(_ node: Node, what: String) -> [Located<String>]? {
         switch node {
         case .scalar:
-            return string(node, what: what).map { [Located($0, at: location(node))] }
+            return string(node, what: what).map { [Located($0, at: contentLocation(node))] }
         case .sequence(let sequence):
             var values: [Located<String>] = []
             for element in sequence {
                 guard let value = string(element, what: "each entry of \(what)") else { return nil }
-                values.append(Located(value, at: location(element)))
+                values.append(Located(value, at: contentLocation(element)))
             }
             return values
         default:
@@ -350,7 +373,7 @@ private struct IssueCollector {
             if required { missing(name, args) }
             return nil
         }
-        return string(value, what: "'\(name)' of \(args.typeName)").map { Located($0, at: location(value)) }
+        return string(value, what: "'\(name)' of \(args.typeName)").map { Located($0, at: contentLocation(value)) }
     }
 
     mutating func flag(_ name: String, _ args: Arguments, default fallback: Bool) -> Bool {

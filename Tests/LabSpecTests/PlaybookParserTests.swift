@@ -142,7 +142,7 @@ import Testing
         ),
         (
             "- name: x\n  hosts: all\n  block: { path: /a, block: b, insert_after: '(' }\n",
-            ["site.yml:3:46: 'insert_after' of block is not a valid regular expression: ("]
+            ["site.yml:3:47: 'insert_after' of block is not a valid regular expression: ("]
         ),
         (
             "- name: x\n  hosts: all\n  when: app.port > 3\n  command: echo\n",
