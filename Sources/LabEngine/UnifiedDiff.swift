@@ -51,7 +51,9 @@ public enum UnifiedDiff {
             let newCount = hunk.filter { $0.tag != "-" }.count
             let oldStart = oldCount == 0 ? hunk.first!.oldLine : hunk.first!.oldLine + 1
             let newStart = newCount == 0 ? hunk.first!.newLine : hunk.first!.newLine + 1
-            output += "@@ -\(oldStart),\(oldCount) +\(newStart),\(newCount) @@\n"
+            // diff -u leaves out a count of 1.
+            func range(_ start: Int, _ count: Int) -> String { count == 1 ? "\(start)" : "\(start),\(count)" }
+            output += "@@ -\(range(oldStart, oldCount)) +\(range(newStart, newCount)) @@\n"
             for edit in hunk { output += "\(edit.tag)\(edit.text)\n" }
             index = end
         }

@@ -272,7 +272,7 @@ func newContent(_ plan: StepPlan) -> String { String(decoding: plan.stdin, as: U
 
     @Test func diff() throws {
         let plan = try ManagedBlockOperation(path: "/f", block: "x", options: PlanOptions(diff: true)).plan(fileFacts("a\n"))
-        #expect(plan.diff == "--- /f\n+++ /f\n@@ -1,1 +1,4 @@\n a\n+# BEGIN LABCTL MANAGED BLOCK\n+x\n+# END LABCTL MANAGED BLOCK\n")
+        #expect(plan.diff == "--- /f\n+++ /f\n@@ -1 +1,4 @@\n a\n+# BEGIN LABCTL MANAGED BLOCK\n+x\n+# END LABCTL MANAGED BLOCK\n")
     }
 }
 
