@@ -198,7 +198,9 @@ struct HostRun {
         var id: Int
         var step: PlaybookStep
         var handler: Bool
-        var operation: any StepOperation
+        /// nil when the step is skipped on this host.
+        var operation: (any StepOperation)?
+        var skip: String? = nil
     }
 
     enum Stop: Error {
@@ -227,7 +229,7 @@ struct HostRun {
             var entries: [Entry] = []
             for step in steps where !PlaybookValidator.targets(of: step, in: [target.facts]).isEmpty {
                 if let when = step.when, !target.context.evaluate(when.value) {
-                    state.record(StepResult(name: step.name, type: step.action.typeName, status: .skipped, message: "condition is false: \(when.value.text)"), progress: progress, host: host)
+                    entries.append(Entry(id: entries.count, step: step, handler: false, operation: nil, skip: "condition is false: \(when.value.text)"))
                     continue
                 }
                 entries.append(Entry(id: entries.count, step: step, handler: false, operation: try compile(step, state: &state)))
@@ -284,6 +286,7 @@ struct HostRun {
         guard !entries.isEmpty else { return }
         var pending = entries[...]
         var facts = try await probe(pending, state: &state)
+        var wouldChange = false
         while let entry = pending.first {
             if Task.isCancelled { throw .cancelled }
             pending = pending.dropFirst()
@@ -295,14 +298,24 @@ struct HostRun {
                     seconds: (ContinuousClock.now - clock).seconds, message: message, summary: plan?.summary ?? [],
                     diff: plan?.diff.flatMap { $0.isEmpty ? nil : $0 }, output: output)
             }
+            guard let operation = entry.operation else {
+                state.record(result(.skipped, message: entry.skip), progress: progress, host: host)
+                continue
+            }
             guard let stepFacts = facts[entry.id] else {
                 state.record(result(.failed, message: "the probe did not report on this step (the host's shell stopped early)"), progress: progress, host: host)
                 throw .failed("\(step.name): the probe did not finish")
             }
             let plan: StepPlan
             do {
-                plan = try entry.operation.plan(stepFacts)
+                plan = try operation.plan(stepFacts)
             } catch {
+                if runner.options.check, wouldChange {
+                    // The facts predate changes check mode did not make (a directory a file
+                    // goes into, say): this step cannot be judged, which is not a failure.
+                    state.record(result(.skipped, message: "cannot be checked before the changes above are made: \(error.message)"), progress: progress, host: host)
+                    continue
+                }
                 state.record(result(.failed, message: error.message), progress: progress, host: host)
                 throw .failed("\(step.name): \(error.message)")
             }
@@ -312,6 +325,7 @@ struct HostRun {
             }
             if runner.options.check {
                 // Later steps are planned on facts from before this change, as Ansible's check mode does.
+                wouldChange = wouldChange || plan.changes
                 state.record(result(plan.changes ? .changed : .ok, plan: plan), progress: progress, host: host)
                 if plan.changes { state.notified.formUnion(step.notify.map(\.value)) }
                 continue
@@ -334,8 +348,10 @@ struct HostRun {
     }
 
     func probe(_ pending: ArraySlice<Entry>, state: inout State) async throws(Stop) -> [Int: Facts] {
-        let script = ProbeScript(probes: pending.map { ($0.id, $0.operation.probe) })
-        let become = pending.contains { $0.step.become == true } ? target.become : nil
+        let probes = pending.compactMap { entry in entry.operation.map { (entry.id, $0.probe) } }
+        if probes.isEmpty { return [:] }
+        let script = ProbeScript(probes: probes)
+        let become = pending.contains { $0.step.become == true && $0.operation != nil } ? target.become : nil
         state.roundTrips += 1
         let result: CommandResult
         do {
@@ -356,12 +372,12 @@ struct HostRun {
 
     /// Applies one plan and, in the same command, probes `reprobe` when the plan succeeded.
     func apply(_ plan: StepPlan, entry: Entry, reprobe: ArraySlice<Entry>, state: inout State) async throws(Stop) -> Outcome {
-        let probe = ProbeScript(probes: reprobe.map { ($0.id, $0.operation.probe) })
+        let probe = ProbeScript(probes: reprobe.compactMap { entry in entry.operation.map { (entry.id, $0.probe) } })
         let marker = "@@\(probe.nonce) applied"
         // The plan runs in a subshell so its `set -e` and EXIT trap stay its own; its status
         // decides whether the probe runs.
         var script = "(\n\(plan.script))\ns=$?\nprintf '\\n\(marker) %s\\n' \"$s\"\n[ \"$s\" -eq 0 ] || exit \"$s\"\n"
-        if !reprobe.isEmpty { script += probe.script }
+        if !probe.stepIDs.isEmpty { script += probe.script }
         let timeout: Duration? = {
             switch entry.operation {
             case let wait as WaitForOperation: return .seconds(wait.timeout + 60)
@@ -373,13 +389,16 @@ struct HostRun {
         let host = self.host
         let progress = self.progress
         let nonce = probe.nonce
+        let pastMarker = Flag()
         state.roundTrips += 1
         let result: CommandResult
         do {
             result = try await state.session.run(
                 RemoteCommand("sh -c " + Shell.quote(script), stdin: plan.stdin, timeout: timeout, become: becomeFor(entry.step)),
                 onLine: { line in
-                    if !line.text.hasPrefix("@@\(nonce)") { progress(.output(host: host, step: step, line: line)) }
+                    // Lines after the marker belong to the re-probe, not to the step.
+                    if line.stream == .stdout, line.text.hasPrefix("@@\(nonce)") { pastMarker.set() }
+                    if !pastMarker.isSet { progress(.output(host: host, step: step, line: line)) }
                 })
         } catch {
             if Task.isCancelled { throw .cancelled }
@@ -408,4 +427,12 @@ extension Condition {
         case .notEquals(let v, let value): return "\(v) != \"\(value)\""
         }
     }
+}
+
+/// A flag set once from the SSH module's output callback and read there too.
+final class Flag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    func set() { lock.withLock { value = true } }
+    var isSet: Bool { lock.withLock { value } }
 }
