@@ -86,13 +86,14 @@ public enum RunEvent: Sendable {
 /// later step finds: a package that installs a config file, say). A run with nothing to do is
 /// one round trip per host; each change adds one.
 public struct PlaybookRunner: Sendable {
-    public var targets: [RunTarget]
-    public var options: RunOptions
-    public var connector: HostConnector
+    public let targets: [RunTarget]
+    public let options: RunOptions
+    public let connector: HostConnector
 
     public init(targets: [RunTarget], options: RunOptions, connector: HostConnector? = nil) {
         self.targets = targets
         self.options = options
+        self.compiler = StepCompiler(playbookDirectory: options.playbookDirectory, options: options.planOptions)
         if let connector {
             self.connector = connector
         } else {
@@ -110,7 +111,8 @@ public struct PlaybookRunner: Sendable {
         self.init(targets: InventoryContext.targets(inventory), options: options, connector: connector)
     }
 
-    var compiler: StepCompiler { StepCompiler(playbookDirectory: options.playbookDirectory, options: options.planOptions) }
+    /// Made once: it caches upload sources for the whole run.
+    let compiler: StepCompiler
 
     /// The checks that need the inventory (targets, template variables, template files,
     /// upload sources, --start-at). Run it before `run`; problems mean exit code 4.

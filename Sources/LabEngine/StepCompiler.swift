@@ -70,6 +70,8 @@ public struct StepCompiler: Sendable {
     /// relative to it.
     public var playbookDirectory: String
     public var options: PlanOptions
+    /// Upload sources read once per run, not once per host.
+    let trees = LocalTreeCache()
 
     public init(playbookDirectory: String, options: PlanOptions = .init()) {
         self.playbookDirectory = playbookDirectory
@@ -136,7 +138,7 @@ public struct StepCompiler: Sendable {
             guard issues.isEmpty else { throw .template(TemplateError(issues: issues)) }
             let path = source.hasPrefix("/") ? source : (playbookDirectory as NSString).appendingPathComponent(source)
             do {
-                operation = UploadOperation(source: try LocalTree.load(path), dest: dest, owner: render(a.owner), group: render(a.group))
+                operation = UploadOperation(source: try trees.load(path), dest: dest, owner: render(a.owner), group: render(a.group))
             } catch {
                 throw .failure(a.src.location, error.message)
             }
@@ -223,5 +225,22 @@ public struct PlaybookValidator: Sendable {
             }
         }
         return issues
+    }
+}
+
+/// Local directories already read and packed, by path.
+final class LocalTreeCache: @unchecked Sendable {
+    private let lock = NSLock()
+    private var trees: [String: Result<LocalTree, StepFailure>] = [:]
+
+    func load(_ path: String) throws(StepFailure) -> LocalTree {
+        // Held while loading so that hosts compiled at once read a directory once.
+        let result = lock.withLock {
+            if let known = trees[path] { return known }
+            let loaded = Result<LocalTree, StepFailure> { () throws(StepFailure) in try LocalTree.load(path) }
+            trees[path] = loaded
+            return loaded
+        }
+        return try result.get()
     }
 }

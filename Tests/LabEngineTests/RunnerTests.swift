@@ -193,6 +193,61 @@ import Testing
         ])
     }
 
+    @Test func checkModeSkipsWhatDependsOnChangesItDidNotMake() async throws {
+        let book = try playbook(Self.site)
+        let report = await runner(["app1"], options: { $0.check = true }).run(book)
+        let file = report.hosts[0].steps[1]
+        #expect(file.status == .skipped)
+        #expect(file.message == "cannot be checked before the changes above are made: the directory \(scratch.file("app1/conf.d")) does not exist; add a directory step before this one")
+        #expect(report.exitCode == .ok)
+    }
+
+    @Test func cancellingStopsBetweenStepsAndClosesSessions() async throws {
+        let yaml = """
+            - { name: slow, hosts: all, command: "sleep 1; echo slept > {{vars.root}}/slow" }
+            - { name: after, hosts: all, file: { path: "{{vars.root}}/after", content: "x" } }
+            """
+        let book = try playbook(yaml)
+        let events = EventLog()
+        let runner = runner(["app1", "app2"])
+        let run = Task { await runner.run(book) { events.append($0) } }
+        while !events.names.contains("started slow") { try await Task.sleep(for: .milliseconds(20)) }
+        run.cancel()
+        let report = await run.value
+        #expect(report.hosts.map(\.status) == [.cancelled, .cancelled])
+        #expect(report.exitCode == .hostFailed)
+        #expect(!FileManager.default.fileExists(atPath: scratch.file("app1/after")))
+        #expect(Recap.render(report).contains("cancelled: interrupted"))
+    }
+
+    @Test func forksLimitsHostsAtOnce() async throws {
+        final class Counter: @unchecked Sendable {
+            let lock = NSLock()
+            var now = 0, most = 0
+            func enter() { lock.withLock { now += 1; most = max(most, now) } }
+            func leave() { lock.withLock { now -= 1 } }
+        }
+        struct CountingSession: HostSession {
+            let inner = LocalShellSession()
+            let counter: Counter
+            func run(_ command: RemoteCommand, onLine: (@Sendable (OutputLine) -> Void)?) async throws(SSHError) -> CommandResult {
+                try await inner.run(command, onLine: onLine)
+            }
+            func close() async { counter.leave() }
+        }
+        let counter = Counter()
+        var options = RunOptions(playbookDirectory: scratch.path)
+        options.forks = 2
+        let runner = PlaybookRunner(targets: targets(["a1", "a2", "a3", "a4", "a5"]), options: options) { _ throws(SSHError) in
+            counter.enter()
+            return CountingSession(counter: counter)
+        }
+        let report = await runner.run(try playbook("- { name: s, hosts: all, command: 'sleep 0.1' }\n"))
+        #expect(report.hosts.count == 5)
+        #expect(report.hosts.allSatisfy { $0.status == .ok })
+        #expect(counter.most == 2)
+    }
+
     @Test func reportAsJSONAndRecap() async throws {
         let book = try playbook("- { name: one, hosts: all, command: 'echo hi' }\n")
         let report = await runner(["app1", "proxy"]).run(book)
