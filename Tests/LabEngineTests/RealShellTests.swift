@@ -155,6 +155,48 @@ import Testing
         #expect(scratch.read("dest/\(deep)/file-with-a-long-name.txt") == "deep")
     }
 
+    @Test func packageProbeReadsDpkgAndApt() async throws {
+        // Read-only: the probe asks dpkg and apt; nothing is installed.
+        let op = PackageOperation(names: ["dpkg", "labctl-surely-not-a-package"])
+        let facts = await probe(op)
+        #expect(facts["installed.0"] == "yes")
+        #expect(facts["installed.1"] == "no")
+        #expect(facts["candidate.1"] == "")
+        #expect(facts["lists.age"] != nil)
+        let plan = try op.plan(facts)
+        #expect(plan.commands.count == 2, "an unknown package makes the index refresh first")
+        #expect(plan.summary == ["install labctl-surely-not-a-package"])
+    }
+
+    @Test func serviceOnAHostWithoutSystemd() async throws {
+        // This build machine's PID 1 is not systemd: the probe must say so and the plan refuse.
+        try #require(!FileManager.default.fileExists(atPath: "/run/systemd/system"))
+        let op = ServiceOperation(name: "nginx", state: .started)
+        let facts = await probe(op)
+        #expect(facts["systemd"] == "no")
+        #expect(throws: StepFailure("the host does not run systemd (no /run/systemd/system), so the unit nginx cannot be managed; service steps need a systemd host")) {
+            try op.plan(facts)
+        }
+    }
+
+    @Test func waitForAURLThatAnswers() async throws {
+        let port = Int.random(in: 20000...40000)
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        server.arguments = ["python3", "-m", "http.server", "--bind", "127.0.0.1", String(port)]
+        server.standardOutput = FileHandle.nullDevice
+        server.standardError = FileHandle.nullDevice
+        try server.run()
+        // SIGKILL: processes started from the test runner here ignore SIGTERM.
+        defer { kill(server.processIdentifier, SIGKILL); server.waitUntilExit() }
+        // The wait_for plan itself is what waits for the server to come up.
+        let op = WaitForOperation(url: "http://127.0.0.1:\(port)/", timeout: 20)
+        try await converge(op)
+        #expect(await probe(op)["up"] == "yes")
+        #expect(await probe(WaitForOperation(port: port))["up"] == "yes")
+        #expect(try op.plan(await probe(op)) == .unchanged)
+    }
+
     @Test func waitForAPortThatAnswersAndOneThatDoesNot() async throws {
         let closed = WaitForOperation(port: 1, timeout: 1)
         #expect(await probe(closed)["up"] == "no")
