@@ -40,6 +40,10 @@ let badInventories: [BadInventory] = [
         { "name": "app2", "address": "300.1.1.1", "roles": ["app"] }
         """),
         "hosts[2].address: '300.1.1.1' is not an IPv4/IPv6 address or host name"),
+    BadInventory("IPv6 address in brackets", inventoryJSON(hosts: #"{ "name": "a", "address": "[fd00::1]", "roles": ["x"] }"#),
+        "hosts[0].address: '[fd00::1]' is not an IPv4/IPv6 address or host name; write an IPv6 address without brackets"),
+    BadInventory("port glued to the address", inventoryJSON(hosts: #"{ "name": "a", "address": "10.0.0.1:2222", "roles": ["x"] }"#),
+        "hosts[0].address: '10.0.0.1:2222' is not an IPv4/IPv6 address or host name; give the port in 'port'"),
     BadInventory("misspelt field with a hint", inventoryJSON(hosts: """
         { "name": "proxy", "adress": "198.18.42.10", "roles": ["proxy"] }
         """),
