@@ -198,6 +198,18 @@ struct InventoryProblemTests {
         #expect(error?.reason == .syntax(line: 3, column: 13))
     }
 
+    @Test("positions are right in a file saved with a byte order mark and CRLF line ends")
+    func byteOrderMark() throws {
+        let bom = Data([0xEF, 0xBB, 0xBF])
+        let bad = bom + Data("{\r\n  \"hosts\": [],\r\n  \"x\": 1 2 }".utf8)
+        let error = #expect(throws: InventoryError.self) {
+            try InventoryLoader.parse(data: bad, file: "inventory.json", baseDirectory: testBase)
+        }
+        #expect(error?.reason == .syntax(line: 3, column: 10))
+        let good = bom + Data(inventoryJSON().utf8)
+        #expect(try InventoryLoader.parse(data: good, file: "inventory.json", baseDirectory: testBase).hosts.count == 3)
+    }
+
     @Test("a missing file says so and suggests --inventory")
     func missingFile() {
         let error = #expect(throws: InventoryError.self) {
