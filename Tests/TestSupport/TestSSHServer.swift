@@ -13,7 +13,7 @@ public final class TestSSHServer: @unchecked Sendable {
     private let stopped = NSLock()
     nonisolated(unsafe) private var isStopped = false
 
-    /// - Parameter extraConfig: sshd_config lines appended (e.g. "PasswordAuthentication yes").
+    /// - Parameter extraConfig: sshd_config lines, read before the defaults (e.g. "PasswordAuthentication yes").
     public init(extraConfig: String = "", extraAuthorizedKeys: [String] = []) throws {
         let directory = try TemporaryDirectory(prefix: "labctl-sshd")
         self.directory = directory
@@ -28,7 +28,9 @@ public final class TestSSHServer: @unchecked Sendable {
         try authorized.write(toFile: directory.file("authorized_keys"), atomically: true, encoding: .utf8)
 
         port = try Self.freePort()
+        // sshd keeps the first value it reads for a keyword, so the caller's lines go first.
         let config = """
+            \(extraConfig)
             Port \(port)
             ListenAddress 127.0.0.1
             HostKey \(hostKey)
@@ -43,7 +45,6 @@ public final class TestSSHServer: @unchecked Sendable {
             LogLevel ERROR
             MaxSessions 100
             MaxStartups 100:30:200
-            \(extraConfig)
 
             """
         try config.write(toFile: directory.file("sshd_config"), atomically: true, encoding: .utf8)
