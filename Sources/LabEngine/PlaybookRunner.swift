@@ -107,8 +107,8 @@ public struct PlaybookRunner: Sendable {
         try await SSHClient.connect(target.ssh)
     }
 
-    public init(inventory: Inventory, options: RunOptions, connector: HostConnector? = nil) {
-        self.init(targets: InventoryContext.targets(inventory), options: options, connector: connector)
+    public init(inventory: Inventory, secrets: ConnectionSecrets = ConnectionSecrets(), options: RunOptions, connector: HostConnector? = nil) {
+        self.init(targets: InventoryContext.targets(inventory, secrets: secrets), options: options, connector: connector)
     }
 
     /// Made once: it caches upload sources for the whole run.

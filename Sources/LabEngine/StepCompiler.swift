@@ -92,6 +92,14 @@ public struct StepCompiler: Sendable {
             }
         }
         func mode(_ argument: Located<String>?) -> Int? { argument.flatMap { FileCommands.parseMode($0.value) } }
+        /// A regular expression that may be a template: rendered, then checked.
+        func pattern(_ argument: Located<String>?, _ name: String) -> String? {
+            guard let argument, let text = render(argument) else { return nil }
+            if argument.value.contains("{{"), (try? NSRegularExpression(pattern: text)) == nil {
+                issues.append(TemplateIssue(message: "'\(name)' is not a valid regular expression once rendered: \(text)", location: argument.location))
+            }
+            return text
+        }
 
         let operation: any StepOperation
         switch action {
@@ -119,11 +127,11 @@ public struct StepCompiler: Sendable {
                 path: render(a.path)!, owner: render(a.owner), group: render(a.group), mode: mode(a.mode), state: a.state)
         case .block(let a):
             operation = ManagedBlockOperation(
-                path: render(a.path)!, block: render(a.block)!, marker: render(a.marker)!, insertAfter: a.insertAfter?.value,
-                insertBefore: a.insertBefore?.value, validate: render(a.validate), backup: a.backup, state: a.state, options: options)
+                path: render(a.path)!, block: render(a.block)!, marker: render(a.marker)!, insertAfter: pattern(a.insertAfter, "insert_after"),
+                insertBefore: pattern(a.insertBefore, "insert_before"), validate: render(a.validate), backup: a.backup, state: a.state, options: options)
         case .line(let a):
             operation = LineOperation(
-                path: render(a.path)!, line: render(a.line), regexp: a.regexp?.value, insertAfter: a.insertAfter?.value,
+                path: render(a.path)!, line: render(a.line), regexp: pattern(a.regexp, "regexp"), insertAfter: pattern(a.insertAfter, "insert_after"),
                 validate: render(a.validate), backup: a.backup, create: a.create, state: a.state, options: options)
         case .service(let a):
             operation = ServiceOperation(name: render(a.name)!, enabled: a.enabled, state: a.state, daemonReload: a.daemonReload)

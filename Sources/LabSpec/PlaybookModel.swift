@@ -233,8 +233,8 @@ public enum StepAction: Sendable, Hashable {
         case .package(let a): return a.names
         case .file(let a): return [a.path, a.content, a.owner, a.group, a.validate].compactMap { $0 }
         case .directory(let a): return [a.path, a.owner, a.group].compactMap { $0 }
-        case .block(let a): return [a.path, a.block, a.marker, a.validate].compactMap { $0 }
-        case .line(let a): return [a.path, a.line, a.validate].compactMap { $0 }
+        case .block(let a): return [a.path, a.block, a.marker, a.insertAfter, a.insertBefore, a.validate].compactMap { $0 }
+        case .line(let a): return [a.path, a.line, a.regexp, a.insertAfter, a.validate].compactMap { $0 }
         case .service(let a): return [a.name]
         case .command(let a): return [a.run, a.creates, a.unless, a.chdir].compactMap { $0 }
         case .git(let a): return [a.repo, a.dest, a.ref]

@@ -406,6 +406,8 @@ private struct IssueCollector {
 
     mutating func regex(_ name: String, _ args: Arguments) -> Located<String>? {
         guard let value = text(name, args) else { return nil }
+        // A templated pattern is checked once rendered, per host.
+        if value.value.contains("{{") { return value }
         do {
             _ = try NSRegularExpression(pattern: value.value, options: [.anchorsMatchLines])
             return value
