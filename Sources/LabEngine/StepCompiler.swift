@@ -137,7 +137,8 @@ public struct StepCompiler: Sendable {
             operation = ServiceOperation(name: render(a.name)!, enabled: a.enabled, state: a.state, daemonReload: a.daemonReload)
         case .command(let a):
             operation = CommandOperation(
-                run: render(a.run)!, creates: render(a.creates), unless: render(a.unless), chdir: render(a.chdir), timeout: a.timeout)
+                run: render(a.run)!, creates: render(a.creates), unless: render(a.unless), chdir: render(a.chdir), timeout: a.timeout,
+                user: render(a.user), env: a.env.mapValues { render($0)! })
         case .git(let a):
             operation = GitOperation(repo: render(a.repo)!, dest: render(a.dest)!, ref: render(a.ref)!)
         case .upload(let a):

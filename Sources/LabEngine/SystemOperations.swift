@@ -137,13 +137,30 @@ public struct CommandOperation: StepOperation {
     public var unless: String?
     public var chdir: String?
     public var timeout: Int?
+    public var user: String?
+    public var env: [String: String]
 
-    public init(run: String, creates: String? = nil, unless: String? = nil, chdir: String? = nil, timeout: Int? = nil) {
+    public init(
+        run: String, creates: String? = nil, unless: String? = nil, chdir: String? = nil, timeout: Int? = nil,
+        user: String? = nil, env: [String: String] = [:]
+    ) {
         self.run = run
         self.creates = creates
         self.unless = unless
         self.chdir = chdir
         self.timeout = timeout
+        self.user = user
+        self.env = env
+    }
+
+    /// `script` as its own sh, in `chdir`, with `env`, as `user`. The user's command runs in a
+    /// shell of its own so that the `set -e` of the apply script does not change its meaning.
+    func invocation(_ script: String) -> String {
+        var inner = env.keys.sorted().map { "export \($0)=\(Shell.quote(env[$0]!))\n" }.joined()
+        if let chdir { inner += "cd \(Shell.quote(chdir)) || exit\n" }
+        inner += script
+        if let user { return "su -s /bin/sh -l \(Shell.quote(user)) -c \(Shell.quote(inner))" }
+        return "sh -c \(Shell.quote(inner))"
     }
 
     /// `unless` runs during the probe, like Ansible's and pyinfra's guards: it must only look.
@@ -151,8 +168,7 @@ public struct CommandOperation: StepOperation {
         var lines: [String] = []
         if let creates { lines.append("if [ -e \(Shell.quote(creates)) ]; then echo creates=yes; else echo creates=no; fi") }
         if let unless {
-            let cd = chdir.map { "cd \(Shell.quote($0)) && " } ?? ""
-            lines.append("if \(cd)sh -c \(Shell.quote(unless)) >/dev/null 2>&1; then echo unless=ok; else echo unless=failed; fi")
+            lines.append("if \(invocation(unless)) >/dev/null 2>&1; then echo unless=ok; else echo unless=failed; fi")
         }
         return lines.isEmpty ? ":" : lines.joined(separator: "\n")
     }
@@ -160,11 +176,8 @@ public struct CommandOperation: StepOperation {
     public func plan(_ facts: Facts) throws(StepFailure) -> StepPlan {
         if creates != nil, facts["creates"] == "yes" { return .unchanged }
         if unless != nil, facts["unless"] == "ok" { return .unchanged }
-        var commands: [String] = []
-        if let chdir { commands.append("cd \(Shell.quote(chdir))") }
-        let invoke = timeout.map { "timeout \($0) sh -c " } ?? "sh -c "
-        commands.append(invoke + Shell.quote(run))
-        return StepPlan(commands: commands, summary: ["run: \(run)"], capturesOutput: true)
+        let command = timeout.map { "timeout \($0) " + invocation(run) } ?? invocation(run)
+        return StepPlan(commands: [command], summary: ["run: \(run)"], capturesOutput: true)
     }
 }
 

@@ -174,6 +174,11 @@ public struct CommandArguments: Sendable, Hashable {
     public var unless: TemplateArgument?
     public var chdir: TemplateArgument?
     public var timeout: Int?
+    /// Run as this user (through `su -l`, so with that user's login environment: HOME, a
+    /// profile that sets PATH for nvm...). Needs root: the login user, or `become: true`.
+    public var user: TemplateArgument?
+    /// Exported for the command (and for `unless`), values quoted.
+    public var env: [String: TemplateArgument]
 }
 
 public struct GitArguments: Sendable, Hashable {
@@ -236,7 +241,7 @@ public enum StepAction: Sendable, Hashable {
         case .block(let a): return [a.path, a.block, a.marker, a.insertAfter, a.insertBefore, a.validate].compactMap { $0 }
         case .line(let a): return [a.path, a.line, a.regexp, a.insertAfter, a.validate].compactMap { $0 }
         case .service(let a): return [a.name]
-        case .command(let a): return [a.run, a.creates, a.unless, a.chdir].compactMap { $0 }
+        case .command(let a): return [a.run, a.creates, a.unless, a.chdir, a.user].compactMap { $0 } + a.env.keys.sorted().compactMap { a.env[$0] }
         case .git(let a): return [a.repo, a.dest, a.ref]
         case .upload(let a): return [a.src, a.dest, a.owner, a.group].compactMap { $0 }
         case .waitFor(let a): return [a.host, a.url].compactMap { $0 }

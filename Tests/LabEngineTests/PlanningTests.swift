@@ -371,7 +371,7 @@ func newContent(_ plan: StepPlan) -> String { String(decoding: plan.stdin, as: U
 @Suite struct CommandPlanningTests {
     @Test func runsWhenNoGuard() throws {
         let plan = try CommandOperation(run: "npm install", chdir: "/opt/app").plan(Facts())
-        #expect(plan.commands == ["cd /opt/app", "sh -c 'npm install'"])
+        #expect(plan.commands == ["sh -c 'cd /opt/app || exit\nnpm install'"])
         #expect(plan.capturesOutput)
     }
 
@@ -386,6 +386,13 @@ func newContent(_ plan: StepPlan) -> String { String(decoding: plan.stdin, as: U
         #expect(try op.plan(Facts(["unless": "ok"])) == .unchanged)
         #expect(try op.plan(Facts(["unless": "failed"])).commands == ["sh -c 'useradd app'"])
         #expect(op.probe.contains("sh -c 'id app'"))
+    }
+
+    @Test func asAnotherUserWithEnvironment() throws {
+        let op = CommandOperation(run: "npm install", unless: "test -d node_modules", chdir: "/opt/app", user: "app", env: ["NODE_ENV": "production it's", "A": "1"])
+        let inner = "export A=1\nexport NODE_ENV='production it'\\''s'\ncd /opt/app || exit\n"
+        #expect(try op.plan(Facts(["unless": "failed"])).commands == ["su -s /bin/sh -l app -c " + Shell.quote(inner + "npm install")])
+        #expect(op.probe.contains("su -s /bin/sh -l app -c " + Shell.quote(inner + "test -d node_modules")))
     }
 
     @Test func timeout() throws {

@@ -90,6 +90,13 @@ import Testing
         #expect(try await converge(unless).isEmpty)
     }
 
+    @Test func commandAsAnotherUserWithEnvironmentAndDirectory() async throws {
+        let op = CommandOperation(run: #"echo "$(id -un) $(pwd) $GREETING""#, chdir: "/tmp", user: "nobody", env: ["GREETING": "it's $HOME"])
+        let plan = try op.plan(Facts())
+        let result = await shell(plan.script)
+        #expect(result.stdout == "nobody /tmp it's $HOME\n")
+    }
+
     @Test func gitClonesThenFollowsTheBranch() async throws {
         let scratch = Scratch()
         let origin = scratch.file("origin")
