@@ -228,21 +228,26 @@ struct HostRun {
         var status = HostStatus.ok
         var failure: String?
         do throws(Stop) {
-            var entries: [Entry] = []
+            // Steps run in segments: a `flush_handlers` step ends one and runs the handlers
+            // notified so far; the rest run at the end.
+            var segments: [[Entry]] = [[]]
+            var count = 0
             for step in steps where !PlaybookValidator.targets(of: step, in: [target.facts]).isEmpty {
+                defer { count += 1 }
                 if let when = step.when, !target.context.evaluate(when.value) {
-                    entries.append(Entry(id: entries.count, step: step, handler: false, operation: nil, skip: "condition is false: \(when.value.text)"))
+                    segments[segments.count - 1].append(Entry(id: count, step: step, handler: false, operation: nil, skip: "condition is false: \(when.value.text)"))
                     continue
                 }
-                entries.append(Entry(id: entries.count, step: step, handler: false, operation: try compile(step, state: &state)))
+                if step.action == .flushHandlers {
+                    segments.append([])
+                    continue
+                }
+                segments[segments.count - 1].append(Entry(id: count, step: step, handler: false, operation: try compile(step, state: &state)))
             }
-            try await execute(entries, state: &state)
-            let notified = playbook.handlers.filter { state.notified.contains($0.name) }
-            var handlerEntries: [Entry] = []
-            for handler in notified {
-                handlerEntries.append(Entry(id: handlerEntries.count, step: handler, handler: true, operation: try compile(handler, state: &state, handler: true)))
+            for segment in segments {
+                try await execute(segment, state: &state)
+                try await runHandlers(state: &state)
             }
-            try await execute(handlerEntries, state: &state)
         } catch {
             switch error {
             case .failed(let message):
@@ -257,6 +262,17 @@ struct HostRun {
         return HostReport(
             host: host, status: status, error: failure, steps: state.results, connectSeconds: connectSeconds,
             roundTrips: state.roundTrips, seconds: (ContinuousClock.now - start).seconds)
+    }
+
+    /// The handlers notified since they last ran, once each, in the order the playbook lists them.
+    func runHandlers(state: inout State) async throws(Stop) {
+        let notified = playbook.handlers.filter { state.notified.contains($0.name) }
+        state.notified = []
+        var entries: [Entry] = []
+        for handler in notified {
+            entries.append(Entry(id: entries.count, step: handler, handler: true, operation: try compile(handler, state: &state, handler: true)))
+        }
+        try await execute(entries, state: &state)
     }
 
     func compile(_ step: PlaybookStep, state: inout State, handler: Bool = false) throws(Stop) -> any StepOperation {

@@ -151,6 +151,9 @@ public struct StepCompiler: Sendable {
             } catch {
                 throw .failure(a.src.location, error.message)
             }
+        case .flushHandlers:
+            // The runner acts on it itself; as an operation it has nothing to find or do.
+            operation = CommandOperation(run: ":", creates: "/")
         case .waitFor(let a):
             operation = WaitForOperation(port: a.port, host: render(a.host) ?? "127.0.0.1", url: render(a.url), timeout: a.timeout)
         }

@@ -215,6 +215,9 @@ public enum StepAction: Sendable, Hashable {
     case git(GitArguments)
     case upload(UploadArguments)
     case waitFor(WaitForArguments)
+    /// Run the handlers notified so far, here rather than at the end (Ansible's
+    /// `meta: flush_handlers`): e.g. install dependencies and restart before waiting for a port.
+    case flushHandlers
 
     /// The step type's key in YAML.
     public var typeName: String {
@@ -229,6 +232,7 @@ public enum StepAction: Sendable, Hashable {
         case .git: return "git"
         case .upload: return "upload"
         case .waitFor: return "wait_for"
+        case .flushHandlers: return "flush_handlers"
         }
     }
 
@@ -245,6 +249,7 @@ public enum StepAction: Sendable, Hashable {
         case .git(let a): return [a.repo, a.dest, a.ref]
         case .upload(let a): return [a.src, a.dest, a.owner, a.group].compactMap { $0 }
         case .waitFor(let a): return [a.host, a.url].compactMap { $0 }
+        case .flushHandlers: return []
         }
     }
 

@@ -75,6 +75,7 @@ public enum PlaybookParser {
         "git": ["repo", "dest", "ref"],
         "upload": ["src", "dest", "owner", "group"],
         "wait_for": ["port", "host", "url", "timeout"],
+        "flush_handlers": [],
     ]
 
     static let stepKeys = ["name", "hosts", "when", "notify", "become", "tags"]
@@ -322,6 +323,15 @@ private struct IssueCollector {
 
     mutating func action(type: Node, arguments node: Node, stepLabel: String) -> StepAction? {
         let typeName = type.string ?? ""
+        if typeName == "flush_handlers" {
+            guard bool(node, what: "'flush_handlers'") == true else {
+                if node.string.flatMap({ ["false", "no", "off"].contains($0.lowercased()) }) == true {
+                    report("'flush_handlers' takes only true", at: node)
+                }
+                return nil
+            }
+            return .flushHandlers
+        }
         var args = Arguments(typeName: typeName, typeNode: type, stepLabel: stepLabel)
         switch node {
         case .mapping(let mapping):
