@@ -1,0 +1,309 @@
+import Foundation
+
+/// The lab as `inventory.json` describes it: its machines and how to reach them, the domain,
+/// the app, nginx and the local lab's network. Built by `InventoryLoader`, which checks every
+/// field; all paths in it are absolute (resolved against `baseDirectory`, `~` expanded).
+public struct Inventory: Sendable, Hashable {
+    /// The role of the host(s) running nginx.
+    public static let proxyRole = "proxy"
+    /// The role of the hosts running the app (the nginx upstream servers).
+    public static let appRole = "app"
+
+    public var name: String
+    /// The lab's web domain (nginx `server_name`, the hosts-file entry). Required when `app` is set.
+    public var domain: String?
+    /// In the order of the file.
+    public var hosts: [InventoryHost]
+    public var ssh: SSHSettings
+    public var lab: LabSettings
+    /// Nil for an inventory that only lists machines (enough for `ping` and `exec`).
+    public var app: AppSettings?
+    public var nginx: NginxSettings
+    /// The folder relative paths of the file were resolved against (the file's own folder).
+    public var baseDirectory: URL
+    /// The file this inventory was loaded from, if it came from one.
+    public var file: URL?
+
+    public init(
+        name: String,
+        domain: String? = nil,
+        hosts: [InventoryHost],
+        ssh: SSHSettings = SSHSettings(),
+        lab: LabSettings = LabSettings(),
+        app: AppSettings? = nil,
+        nginx: NginxSettings = NginxSettings(),
+        baseDirectory: URL,
+        file: URL? = nil
+    ) {
+        self.name = name
+        self.domain = domain
+        self.hosts = hosts
+        self.ssh = ssh
+        self.lab = lab
+        self.app = app
+        self.nginx = nginx
+        self.baseDirectory = baseDirectory
+        self.file = file
+    }
+
+    // MARK: - SSH
+
+    public enum HostKeyChecking: String, Sendable, Hashable, CaseIterable {
+        /// Only hosts already in known_hosts with the same key are accepted.
+        case strict
+        /// An unknown host's key is added to known_hosts; a changed key is still refused.
+        case acceptNew = "accept-new"
+    }
+
+    public struct SSHSettings: Sendable, Hashable {
+        /// Absolute path of the OpenSSH known_hosts file.
+        public var knownHostsPath: String
+        public var hostKeyChecking: HostKeyChecking
+        public var connectTimeout: Duration
+
+        public init(
+            knownHostsPath: String = SSHSettings.defaultKnownHostsPath,
+            hostKeyChecking: HostKeyChecking = .strict,
+            connectTimeout: Duration = .seconds(10)
+        ) {
+            self.knownHostsPath = knownHostsPath
+            self.hostKeyChecking = hostKeyChecking
+            self.connectTimeout = connectTimeout
+        }
+
+        public static var defaultKnownHostsPath: String {
+            InventoryPaths.expandTilde("~/.ssh/known_hosts")
+        }
+    }
+
+    // MARK: - Local lab
+
+    public struct LabSettings: Sendable, Hashable {
+        /// The lab hosts' network; the bridge takes its first address (`subnet.gatewayAddress`).
+        public var subnet: IPv4Subnet
+        /// Name of the bridge on the machine that the hosts' veths join.
+        public var bridge: String
+        /// Absolute path of the folder holding the cached base system.
+        public var cachePath: String
+
+        /// In 198.18.0.0/15 (reserved for benchmarks, RFC 2544), so it does not collide with
+        /// home, office or VM networks.
+        public static let defaultSubnet = IPv4Subnet(cidr: "198.18.42.0/24")!
+        public static let defaultBridge = "labctl0"
+        public static let defaultCachePath = "/var/cache/labctl"
+
+        public init(
+            subnet: IPv4Subnet = LabSettings.defaultSubnet,
+            bridge: String = LabSettings.defaultBridge,
+            cachePath: String = LabSettings.defaultCachePath
+        ) {
+            self.subnet = subnet
+            self.bridge = bridge
+            self.cachePath = cachePath
+        }
+    }
+
+    // MARK: - App
+
+    public struct AppSettings: Sendable, Hashable {
+        /// Also the name of its systemd unit (`<name>.service`).
+        public var name: String
+        public var port: Int
+        /// Absolute path on the app servers where the app lives.
+        public var directory: String
+        /// The user the app runs as (and, with nvm, the user nvm is installed for).
+        public var user: String
+        public var source: AppSource
+        public var node: NodeInstall
+
+        public static let defaultGitURL = "https://github.com/dumbwaysdev/wayshub-frontend.git"
+
+        public init(
+            name: String = "wayshub",
+            port: Int = 3000,
+            directory: String? = nil,
+            user: String = "root",
+            source: AppSource = .git(url: AppSettings.defaultGitURL, ref: "main"),
+            node: NodeInstall = .nvm(version: NodeInstall.defaultNodeVersion, nvmVersion: NodeInstall.defaultNVMVersion)
+        ) {
+            self.name = name
+            self.port = port
+            self.directory = directory ?? "/opt/\(name)"
+            self.user = user
+            self.source = source
+            self.node = node
+        }
+    }
+
+    public enum AppSource: Sendable, Hashable {
+        /// Cloned on each app server.
+        case git(url: String, ref: String)
+        /// A folder on this machine (absolute path), uploaded over SSH.
+        case path(String)
+    }
+
+    public enum NodeInstall: Sendable, Hashable {
+        public static let defaultNodeVersion = "16"
+        public static let defaultNVMVersion = "0.39.7"
+
+        /// The distribution's `nodejs` package.
+        case apt
+        /// nvm `nvmVersion` installed for the app's user, then `nvm install <version>`.
+        case nvm(version: String, nvmVersion: String)
+        /// An official binary tarball (`.tar.gz`/`.tar.xz`) from `url`, checked against `sha256`
+        /// (lowercase hex). `version` is informational; nil when the inventory does not say.
+        case tarball(url: String, sha256: String, version: String?)
+
+        /// The value of `node.install`.
+        public var method: String {
+            switch self {
+            case .apt: return "apt"
+            case .nvm: return "nvm"
+            case .tarball: return "tarball"
+            }
+        }
+    }
+
+    // MARK: - nginx
+
+    public enum BalancingMethod: String, Sendable, Hashable, CaseIterable {
+        case roundRobin = "round_robin"
+        case leastConn = "least_conn"
+        case ipHash = "ip_hash"
+    }
+
+    public struct NginxSettings: Sendable, Hashable {
+        /// The folder under /etc/nginx that holds the lab's config (the course's `dumbways`).
+        public var directory: String
+        /// The config file's name in that folder.
+        public var confName: String
+        public var method: BalancingMethod
+        /// The port nginx listens on for the domain.
+        public var listenPort: Int
+
+        public init(
+            directory: String = "dumbways",
+            confName: String = "my.reverse-proxy.conf",
+            method: BalancingMethod = .roundRobin,
+            listenPort: Int = 80
+        ) {
+            self.directory = directory
+            self.confName = confName
+            self.method = method
+            self.listenPort = listenPort
+        }
+
+        /// `/etc/nginx/<directory>`.
+        public var directoryPath: String { "/etc/nginx/\(directory)" }
+        /// `/etc/nginx/<directory>/<confName>`.
+        public var confPath: String { "/etc/nginx/\(directory)/\(confName)" }
+    }
+
+    // MARK: - Queries
+
+    /// The hosts that have `role`, in file order.
+    public func hosts(withRole role: String) -> [InventoryHost] {
+        hosts.filter { $0.roles.contains(role) }
+    }
+
+    public func host(named name: String) -> InventoryHost? {
+        hosts.first { $0.name == name }
+    }
+
+    /// Every role used, in order of first appearance.
+    public var roles: [String] {
+        var seen = Set<String>()
+        return hosts.flatMap(\.roles).filter { seen.insert($0).inserted }
+    }
+}
+
+/// One machine of the inventory, with every default already applied.
+public struct InventoryHost: Sendable, Hashable, Identifiable {
+    /// Unique; a lowercase DNS label.
+    public var name: String
+    /// IPv4, IPv6 or a host name.
+    public var address: String
+    public var port: Int
+    public var user: String
+    /// Absolute path of the private key; nil when the host authenticates with the agent only.
+    public var keyPath: String?
+    /// Also offer the identities of the ssh-agent at `SSH_AUTH_SOCK`.
+    public var agent: Bool
+    /// Run privileged commands through `sudo` (for a non-root `user`).
+    public var become: Bool
+    /// Never empty.
+    public var roles: [String]
+    /// Free per-host variables for playbooks and templates.
+    public var vars: [String: JSONValue]
+    /// This host's options as an nginx upstream server (meaningful for app hosts).
+    public var upstream: Upstream
+
+    public var id: String { name }
+
+    public static let defaultUser = "root"
+    public static let defaultPort = 22
+    /// Used when neither the host nor `defaults` name a key and the agent is not asked for.
+    public static let defaultKey = "~/.ssh/id_ed25519"
+
+    public init(
+        name: String,
+        address: String,
+        port: Int = InventoryHost.defaultPort,
+        user: String = InventoryHost.defaultUser,
+        keyPath: String? = nil,
+        agent: Bool = false,
+        become: Bool = false,
+        roles: [String],
+        vars: [String: JSONValue] = [:],
+        upstream: Upstream = Upstream()
+    ) {
+        self.name = name
+        self.address = address
+        self.port = port
+        self.user = user
+        self.keyPath = keyPath
+        self.agent = agent
+        self.become = become
+        self.roles = roles
+        self.vars = vars
+        self.upstream = upstream
+    }
+
+    public func hasRole(_ role: String) -> Bool { roles.contains(role) }
+
+    /// nginx `server` parameters for this host in an `upstream` block.
+    public struct Upstream: Sendable, Hashable {
+        public var weight: Int
+        public var backup: Bool
+        public var maxFails: Int
+        /// An nginx time ("5s", "500ms").
+        public var failTimeout: String
+
+        /// Shorter than nginx's 10s so a server that was stopped and started again (the
+        /// failover drill) is back in rotation soon.
+        public static let defaultFailTimeout = "5s"
+
+        public init(weight: Int = 1, backup: Bool = false, maxFails: Int = 1, failTimeout: String = Upstream.defaultFailTimeout) {
+            self.weight = weight
+            self.backup = backup
+            self.maxFails = maxFails
+            self.failTimeout = failTimeout
+        }
+    }
+}
+
+/// Path handling shared by the loader and the defaults.
+enum InventoryPaths {
+    static func expandTilde(_ path: String) -> String {
+        guard path == "~" || path.hasPrefix("~/") else { return path }
+        let home = ProcessInfo.processInfo.environment["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? NSHomeDirectory()
+        return home + path.dropFirst()
+    }
+
+    /// `~` expanded, then made absolute against `base`, then normalized (no `.`/`..`).
+    static func resolve(_ path: String, against base: URL) -> String {
+        let expanded = expandTilde(path)
+        let url = expanded.hasPrefix("/") ? URL(fileURLWithPath: expanded) : base.appendingPathComponent(expanded)
+        return url.standardizedFileURL.path
+    }
+}

@@ -1,0 +1,99 @@
+import Foundation
+
+/// Reads `inventory.json` into an `Inventory`, reporting every problem at once.
+public enum InventoryLoader {
+    public static let defaultPath = "inventory.json"
+
+    /// Loads the file at `path` (relative to the current directory, `~` expanded). Relative
+    /// paths inside the file are resolved against the file's folder.
+    public static func load(path: String) throws(InventoryError) -> Inventory {
+        let expanded = InventoryPaths.expandTilde(path)
+        let cwd = URL(fileURLWithPath: FileManager.default.currentDirectoryPath, isDirectory: true)
+        let url = URL(fileURLWithPath: InventoryPaths.resolve(expanded, against: cwd))
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) else {
+            throw InventoryError(file: path, reason: .fileNotFound, problems: [InventoryProblem(
+                path: "",
+                message: "no such file; run labctl in the folder that holds the inventory or pass --inventory PATH")])
+        }
+        if isDirectory.boolValue {
+            throw InventoryError(file: path, reason: .unreadable, problems: [InventoryProblem(
+                path: "", message: "is a folder, not an inventory file; pass --inventory PATH/inventory.json")])
+        }
+        let data: Data
+        do {
+            data = try Data(contentsOf: url)
+        } catch {
+            throw InventoryError(file: path, reason: .unreadable, problems: [InventoryProblem(
+                path: "", message: "cannot be read (\((error as NSError).localizedDescription))")])
+        }
+        var inventory = try parse(data: data, file: path, baseDirectory: url.deletingLastPathComponent())
+        inventory.file = url
+        return inventory
+    }
+
+    /// Parses inventory JSON. `file` names the source in messages; relative paths in the
+    /// inventory are resolved against `baseDirectory`.
+    public static func parse(data: Data, file: String, baseDirectory: URL) throws(InventoryError) -> Inventory {
+        let root = try decode(data, file: file)
+        let checker = InventoryChecker()
+        let inventory = InventoryBuilder(checker: checker, base: baseDirectory.standardizedFileURL).build(root)
+        guard let inventory, checker.problems.isEmpty else {
+            throw InventoryError(file: file, reason: .invalid, problems: checker.problems)
+        }
+        return inventory
+    }
+
+    // MARK: - JSON syntax
+
+    private static func decode(_ data: Data, file: String) throws(InventoryError) -> JSONValue {
+        if data.allSatisfy({ [0x20, 0x09, 0x0A, 0x0D].contains($0) }) {
+            throw InventoryError(file: file, reason: .syntax(line: nil, column: nil), problems: [InventoryProblem(
+                path: "", message: "the file is empty; expected a JSON object describing the lab (see docs/inventory.md)")])
+        }
+        do {
+            return try JSONDecoder().decode(JSONValue.self, from: data)
+        } catch {
+            throw syntaxError(data, file: file, decoderError: error)
+        }
+    }
+
+    /// JSONDecoder's syntax errors carry no position on Linux, while JSONSerialization's say
+    /// "around character N" (a byte offset): ask it again, only on this failure path, to tell
+    /// the user the line and column.
+    private static func syntaxError(_ data: Data, file: String, decoderError: any Error) -> InventoryError {
+        var detail = "not valid JSON"
+        var offset: Int?
+        do {
+            _ = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
+        } catch {
+            let text = (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String ?? ""
+            if let match = text.firstMatch(of: /^(.*?)\s+around (?:character|line \d+, column) (\d+)\.?$/) {
+                detail = String(match.1)
+                offset = Int(match.2)
+            } else if text.localizedCaseInsensitiveContains("end of file") {
+                detail = "unexpected end of file (an unclosed string, list or object?)"
+                offset = data.count
+            } else if !text.isEmpty {
+                detail = text.hasSuffix(".") ? String(text.dropLast()) : text
+            }
+        }
+        detail = detail.prefix(1).lowercased() + detail.dropFirst()
+        guard let offset else {
+            return InventoryError(file: file, reason: .syntax(line: nil, column: nil),
+                                  problems: [InventoryProblem(path: "", message: "invalid JSON: \(detail)")])
+        }
+        let (line, column) = lineAndColumn(ofByte: offset, in: data)
+        return InventoryError(file: file, reason: .syntax(line: line, column: column), problems: [InventoryProblem(
+            path: "", message: "invalid JSON at line \(line), column \(column): \(detail)")])
+    }
+
+    /// 1-based line and column (in characters) of a byte offset.
+    static func lineAndColumn(ofByte offset: Int, in data: Data) -> (Int, Int) {
+        let bytes = [UInt8](data.prefix(max(0, offset)))
+        let line = bytes.reduce(1) { $1 == 0x0A ? $0 + 1 : $0 }
+        let lineStart = (bytes.lastIndex(of: 0x0A).map { $0 + 1 }) ?? 0
+        let column = String(decoding: bytes[lineStart...], as: UTF8.self).count + 1
+        return (line, column)
+    }
+}

@@ -1,0 +1,187 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// An IPv4 network in CIDR form, such as the local lab's `198.18.42.0/24`.
+public struct IPv4Subnet: Sendable, Hashable, CustomStringConvertible {
+    /// The network address as a 32-bit number (host bits zero).
+    public let network: UInt32
+    public let prefixLength: Int
+
+    /// Parses `a.b.c.d/n`. Refuses host bits that are set ("198.18.42.7/24"), since such a
+    /// value is almost always a typo for an address, and prefixes longer than /30, which leave
+    /// no address for a host beside the network, gateway and broadcast addresses.
+    public init?(cidr: String) {
+        let parts = cidr.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 2, let address = IPv4Subnet.parseAddress(String(parts[0])),
+              let prefix = Int(parts[1]), String(prefix) == parts[1], (8...30).contains(prefix)
+        else { return nil }
+        let mask = IPv4Subnet.mask(prefix)
+        guard address & ~mask == 0 else { return nil }
+        self.network = address
+        self.prefixLength = prefix
+    }
+
+    public var mask: UInt32 { IPv4Subnet.mask(prefixLength) }
+    public var broadcast: UInt32 { network | ~mask }
+    /// The subnet's first usable address; the lab's bridge on the machine holds it.
+    public var gateway: UInt32 { network + 1 }
+
+    public var networkAddress: String { IPv4Subnet.format(network) }
+    public var broadcastAddress: String { IPv4Subnet.format(broadcast) }
+    public var gatewayAddress: String { IPv4Subnet.format(gateway) }
+    public var description: String { "\(networkAddress)/\(prefixLength)" }
+
+    public func contains(_ address: UInt32) -> Bool { address & mask == network }
+
+    public func contains(_ address: String) -> Bool {
+        guard let value = IPv4Subnet.parseAddress(address) else { return false }
+        return contains(value)
+    }
+
+    /// Strict dotted-quad: four decimal parts 0-255 without leading zeros (which some tools
+    /// read as octal), nothing else.
+    public static func parseAddress(_ text: String) -> UInt32? {
+        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 4 else { return nil }
+        var value: UInt32 = 0
+        for part in parts {
+            guard !part.isEmpty, part.count <= 3, part.allSatisfy({ $0.isASCII && $0.isNumber }),
+                  part == "0" || !part.hasPrefix("0"), let byte = UInt32(part), byte <= 255
+            else { return nil }
+            value = value << 8 | byte
+        }
+        return value
+    }
+
+    public static func format(_ address: UInt32) -> String {
+        "\(address >> 24 & 255).\(address >> 16 & 255).\(address >> 8 & 255).\(address & 255)"
+    }
+
+    private static func mask(_ prefix: Int) -> UInt32 {
+        prefix == 0 ? 0 : UInt32.max << UInt32(32 - prefix)
+    }
+}
+
+/// Checks of names and addresses shared by the inventory's fields.
+enum InventorySyntax {
+    static func isIPv4(_ text: String) -> Bool { IPv4Subnet.parseAddress(text) != nil }
+
+    static func isIPv6(_ text: String) -> Bool {
+        // The C library's parser: IPv6 text forms (compression, embedded IPv4) are too
+        // intricate to re-implement for a validity check.
+        guard text.contains(":") else { return false }
+        var buffer = in6_addr()
+        return inet_pton(AF_INET6, text, &buffer) == 1
+    }
+
+    /// The canonical text of an IPv6 address, so "::1" and "0:0::1" count as one address.
+    static func canonicalIPv6(_ text: String) -> String? {
+        var buffer = in6_addr()
+        guard inet_pton(AF_INET6, text, &buffer) == 1 else { return nil }
+        var output = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
+        guard inet_ntop(AF_INET6, &buffer, &output, socklen_t(output.count)) != nil else { return nil }
+        return String(decoding: output.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// A DNS host name (RFC 1123 labels). A name whose last label is all digits is refused: it
+    /// is a mistyped IPv4 address such as "300.1.1.1", not a name.
+    static func isHostName(_ text: String) -> Bool {
+        guard !text.isEmpty, text.utf8.count <= 253 else { return false }
+        let labels = text.split(separator: ".", omittingEmptySubsequences: false)
+        guard labels.allSatisfy(isLabel) else { return false }
+        return !labels.last!.allSatisfy { $0.isNumber }
+    }
+
+    private static func isLabel(_ label: Substring) -> Bool {
+        guard (1...63).contains(label.utf8.count), label.first != "-", label.last != "-" else { return false }
+        return label.unicodeScalars.allSatisfy { $0.isASCII && (CharacterSet.alphanumerics.contains($0) || $0 == "-") }
+    }
+
+    /// Host names in the inventory double as names of containers, machines and nginx upstream
+    /// entries: a lowercase DNS label keeps them valid everywhere.
+    static func isLowercaseLabel(_ text: String) -> Bool {
+        guard (1...63).contains(text.utf8.count), text.first != "-", text.last != "-" else { return false }
+        return text.unicodeScalars.allSatisfy { ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "-" }
+    }
+
+    /// Role names: lowercase letters, digits, '-' and '_', starting with a letter.
+    static func isRoleName(_ text: String) -> Bool {
+        guard let first = text.unicodeScalars.first, ("a"..."z").contains(first), text.utf8.count <= 63 else { return false }
+        return text.unicodeScalars.allSatisfy { ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "-" || $0 == "_" }
+    }
+
+    /// A login name as `useradd` accepts it by default.
+    static func isUserName(_ text: String) -> Bool {
+        guard let first = text.unicodeScalars.first, ("a"..."z").contains(first) || first == "_",
+              text.utf8.count <= 32 else { return false }
+        return text.unicodeScalars.allSatisfy {
+            ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "-" || $0 == "_" || $0 == "."
+        }
+    }
+
+    /// A single file or directory name: no '/', not "." or "..", printable ASCII without spaces.
+    static func isFileName(_ text: String) -> Bool {
+        guard !text.isEmpty, text != ".", text != "..", text.utf8.count <= 255 else { return false }
+        return text.unicodeScalars.allSatisfy {
+            ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0)
+                || $0 == "-" || $0 == "_" || $0 == "."
+        }
+    }
+
+    /// A Linux network interface name (at most 15 bytes, IFNAMSIZ - 1).
+    static func isInterfaceName(_ text: String) -> Bool {
+        guard (1...15).contains(text.utf8.count), text != ".", text != ".." else { return false }
+        return text.unicodeScalars.allSatisfy {
+            ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0)
+                || $0 == "-" || $0 == "_" || $0 == "."
+        }
+    }
+
+    /// An nginx time value: "5s", "500ms", "1m30s", "10" (seconds).
+    static func isNginxTime(_ text: String) -> Bool {
+        text.wholeMatch(of: /([0-9]+(ms|s|m|h|d|w|M|y)?)+/) != nil && text.first?.isNumber == true
+    }
+
+    static func isSHA256(_ text: String) -> Bool {
+        text.utf8.count == 64 && text.unicodeScalars.allSatisfy {
+            ("0"..."9").contains($0) || ("a"..."f").contains($0) || ("A"..."F").contains($0)
+        }
+    }
+
+    /// Edit distance counting a swap of two neighbours as one edit (optimal string alignment),
+    /// for "did you mean" hints: "prot" is one edit from "port".
+    static func editDistance(_ a: String, _ b: String) -> Int {
+        let a = Array(a), b = Array(b)
+        if a.isEmpty { return b.count }
+        if b.isEmpty { return a.count }
+        var d = [[Int]](repeating: [Int](repeating: 0, count: b.count + 1), count: a.count + 1)
+        for i in 0...a.count { d[i][0] = i }
+        for j in 0...b.count { d[0][j] = j }
+        for i in 1...a.count {
+            for j in 1...b.count {
+                let cost = a[i - 1] == b[j - 1] ? 0 : 1
+                d[i][j] = min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost)
+                if i > 1, j > 1, a[i - 1] == b[j - 2], a[i - 2] == b[j - 1] {
+                    d[i][j] = min(d[i][j], d[i - 2][j - 2] + 1)
+                }
+            }
+        }
+        return d[a.count][b.count]
+    }
+
+    /// The known name an unknown one most likely meant, if any is close enough: the same name
+    /// in another spelling (`knownHosts`, `Known-Hosts`), or within a few edits.
+    static func suggestion(for unknown: String, among known: [String]) -> String? {
+        func folded(_ s: String) -> String { s.lowercased().filter { $0 != "_" && $0 != "-" } }
+        if let same = known.first(where: { folded($0) == folded(unknown) }) { return same }
+        let limit = max(1, min(3, unknown.count / 3))
+        let ranked = known.map { ($0, editDistance(unknown.lowercased(), $0)) }
+            .filter { $0.1 <= limit }
+            .sorted { $0.1 < $1.1 }
+        return ranked.first?.0
+    }
+}
