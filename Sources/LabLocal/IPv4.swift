@@ -1,6 +1,6 @@
 /// An IPv4 address as its 32-bit value. Hand-written because Foundation on Linux has no
 /// address type, and the lab needs only parsing, printing and prefix arithmetic.
-public struct IPv4Address: Sendable, Hashable, Comparable, CustomStringConvertible {
+struct IPv4Address: Sendable, Hashable, Comparable, CustomStringConvertible {
     public var value: UInt32
 
     public init(_ value: UInt32) { self.value = value }
@@ -27,7 +27,7 @@ public struct IPv4Address: Sendable, Hashable, Comparable, CustomStringConvertib
 }
 
 /// An IPv4 network such as 198.18.0.0/24.
-public struct IPv4Subnet: Sendable, Hashable, CustomStringConvertible {
+struct IPv4Subnet: Sendable, Hashable, CustomStringConvertible {
     public var network: IPv4Address
     public var prefixLength: Int
 

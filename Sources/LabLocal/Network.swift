@@ -14,22 +14,26 @@ enum Network {
     }
 
     /// A named namespace with `eth0` (address, default route via the bridge) whose peer is
-    /// plugged into the bridge. One `ip -batch` per host keeps this to two processes.
+    /// plugged into the bridge. `ip -batch` keeps this to three processes per host.
     static func createHostNetwork(state: HostState, bridge: String, prefixLength: Int, gateway: String)
         async throws(LabError)
     {
         try await Command.run("ip", ["netns", "add", state.netns])
-        let batch = """
+        let outside = """
             link add \(state.veth) type veth peer name eth0 netns \(state.netns)
             link set \(state.veth) master \(bridge)
             link set \(state.veth) up
-            -n \(state.netns) link set lo up
-            -n \(state.netns) addr add \(state.address)/\(prefixLength) dev eth0
-            -n \(state.netns) link set eth0 up
-            -n \(state.netns) route add default via \(gateway)
 
             """
-        try await Command.run("ip", ["-batch", "-"], input: batch)
+        try await Command.run("ip", ["-batch", "-"], input: outside)
+        let inside = """
+            link set lo up
+            addr add \(state.address)/\(prefixLength) dev eth0
+            link set eth0 up
+            route add default via \(gateway)
+
+            """
+        try await Command.run("ip", ["-n", state.netns, "-batch", "-"], input: inside)
     }
 
     static func removeHostNetwork(state: HostState) async {
