@@ -261,14 +261,15 @@ public struct LocalLab: Sendable {
         if let pid = Machine.readPID(host.supervisorPIDFile), isSupervisor(pid, of: host) {
             Machine.signal(pid, SIGKILL)
         }
+        // systemd-nspawn powers the host off on SIGTERM (about a second). What is left after
+        // the grace period, or what a SIGKILLed nspawn left behind (its container keeps
+        // running without it), is in the host's cgroup and is killed there.
         if let pid = Machine.readPID(host.nspawnPIDFile), isNspawn(pid, of: host) {
             Machine.signal(pid, SIGTERM)
-        }
-        // systemd-nspawn powers the host off on SIGTERM; what is left after the grace period
-        // (or what a SIGKILLed nspawn left behind) is in the host's cgroup.
-        let deadline = ContinuousClock.now + stopGracePeriod
-        while !Machine.pids(inCgroup: host.cgroup).isEmpty, ContinuousClock.now < deadline {
-            try? await Task.sleep(for: .milliseconds(50))
+            let deadline = ContinuousClock.now + stopGracePeriod
+            while !Machine.pids(inCgroup: host.cgroup).isEmpty, ContinuousClock.now < deadline {
+                try? await Task.sleep(for: .milliseconds(50))
+            }
         }
         for _ in 0..<40 {
             let pids = Machine.pids(inCgroup: host.cgroup)
