@@ -18,6 +18,9 @@ struct BaseImage: Sendable {
     /// Builds the base unless a complete one of this recipe is cached (or `rebuild` is set).
     func ensure(rebuild: Bool, progress: @escaping @Sendable (LabProgress) -> Void) async throws(LabError) {
         if isReady && !rebuild { return }
+        if rebuild, let user = overlayUsingBase() {
+            throw .baseInUse(base: directory, mount: user)
+        }
         let mirrors = DebianMirrors.fromMachine()
         progress(
             LabProgress(
@@ -29,6 +32,7 @@ struct BaseImage: Sendable {
             extraEnvironment: [
                 "LABCTL_BASE": directory, "LABCTL_MIRROR": mirrors.main,
                 "LABCTL_SECURITY_MIRROR": mirrors.security ?? "", "LABCTL_RECIPE": Self.recipeVersion,
+                "LABCTL_REBUILD": rebuild ? "1" : "0",
             ]
         ) { line in
             let text = line.hasPrefix("==> ") ? String(line.dropFirst(4)) : line.trimmingCharacters(in: .whitespaces)
@@ -40,6 +44,16 @@ struct BaseImage: Sendable {
         }
         let seconds = (ContinuousClock.now - started).components.seconds
         progress(LabProgress(.detail, "base: built in \(seconds) s"))
+    }
+
+    /// An overlay mount that has the base as its lower layer (a running host of any lab):
+    /// replacing the base under it would corrupt that host's view of its files.
+    func overlayUsingBase() -> String? {
+        guard let text = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else { return nil }
+        for line in text.split(separator: "\n") where line.contains("lowerdir=\(directory),") || line.hasSuffix("lowerdir=\(directory)") {
+            return line.split(separator: " ").dropFirst(4).first.map(String.init) ?? "an overlay"
+        }
+        return nil
     }
 
     /// The build, as one shell script: it is a straight sequence of debootstrap, chroot and
@@ -56,8 +70,16 @@ cleanup() { umount "$tmp/proc" 2>/dev/null || true; rm -rf "$tmp"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 step() { echo "==> $*"; }
-rm -rf "$final".partial.*
 mkdir -p "$(dirname "$final")"
+# One build at a time: a second labctl waits, then finds the base ready.
+exec 9>"$final.lock"
+flock 9
+if [ "${LABCTL_REBUILD:-0}" != 1 ] && [ "$(cat "$final/.labctl-base" 2>/dev/null)" = "$LABCTL_RECIPE" ]; then
+  echo "==> base ready (built by another labctl meanwhile)"
+  trap - EXIT
+  exit 0
+fi
+rm -rf "$final".partial.* "$final".old.*
 
 step "debootstrap bookworm (minbase) from $LABCTL_MIRROR"
 debootstrap --variant=minbase \

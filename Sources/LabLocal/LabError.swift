@@ -16,6 +16,7 @@ public enum LabError: Error, Sendable, Hashable, CustomStringConvertible {
     case noHosts
     case commandFailed(command: String, status: String, output: String)
     case baseBuildFailed(output: String)
+    case baseInUse(base: String, mount: String)
     case hostDidNotStart(host: String, log: String)
     case hostNotReachable(host: String, address: String, seconds: Int, detail: String)
     case fileAccess(path: String, reason: String)
@@ -57,6 +58,9 @@ public enum LabError: Error, Sendable, Hashable, CustomStringConvertible {
         case .baseBuildFailed(let output):
             let tail = output.split(separator: "\n").suffix(5).joined(separator: " | ")
             return "building the base root filesystem failed (\(tail)); fix the cause and run `labctl lab up` again"
+        case .baseInUse(let base, let mount):
+            return "the base \(base) cannot be rebuilt while lab hosts run on it (\(mount)); "
+                + "run `labctl lab down` for every lab first"
         case .hostDidNotStart(let host, let log):
             let tail = log.split(separator: "\n").suffix(5).joined(separator: " | ")
             return "host \(host) did not start: systemd-nspawn exited (\(tail))"

@@ -297,6 +297,12 @@ public struct LocalLab: Sendable {
         Machine.removeTree(definition.stateDirectory + "/hosts")
         Machine.removeTree(LabState.path(stateDirectory: definition.stateDirectory))
         _ = rmdir(definition.stateDirectory)
+        // The default parents (/var/lib/labctl/labs) go too once no lab uses them.
+        let parent = (definition.stateDirectory as NSString).deletingLastPathComponent
+        if parent.hasSuffix("/labctl/labs") {
+            _ = rmdir(parent)
+            _ = rmdir((parent as NSString).deletingLastPathComponent)
+        }
     }
 
     // MARK: status
