@@ -25,7 +25,7 @@ let package = Package(
         // The Swift face of libssh2: sessions, auth, known_hosts, exec, upload. Nothing lab-specific.
         .target(name: "SSH", dependencies: ["CLibSSH2"]),
         // inventory.json (and later playbooks) as value types, loading and validation.
-        .target(name: "LabSpec"),
+        .target(name: "LabSpec", dependencies: ["Yams"]),
         // Steps, templates, planning (probe -> diff), the parallel runner, the recap.
         .target(
             name: "LabEngine",

@@ -206,6 +206,12 @@ public struct Inventory: Sendable, Hashable {
         hosts.filter { $0.roles.contains(role) }
     }
 
+    /// The hosts with role `proxy` (nginx), in file order.
+    public var proxyHosts: [InventoryHost] { hosts(withRole: Inventory.proxyRole) }
+
+    /// The hosts with role `app` (the app servers, nginx's upstream), in file order.
+    public var appHosts: [InventoryHost] { hosts(withRole: Inventory.appRole) }
+
     public func host(named name: String) -> InventoryHost? {
         hosts.first { $0.name == name }
     }

@@ -166,6 +166,22 @@ struct InventoryBuilder {
         return "?"
     }
 
+    /// The message for a bad address, with a hint for the two usual slips: brackets around an
+    /// IPv6 address (a URL habit) and a port glued to the address.
+    static func addressProblem(_ text: String) -> String {
+        let problem = "'\(text)' is not \(addressExpectation)"
+        if text.hasPrefix("["), text.hasSuffix("]"), InventorySyntax.isIPv6(String(text.dropFirst().dropLast())) {
+            return problem + "; write an IPv6 address without brackets"
+        }
+        if let colon = text.lastIndex(of: ":"), Int(text[text.index(after: colon)...]) != nil {
+            let host = String(text[..<colon])
+            if InventorySyntax.isIPv4(host) || InventorySyntax.isHostName(host) {
+                return problem + "; give the port in 'port'"
+            }
+        }
+        return problem
+    }
+
     /// Addresses compared case-insensitively, IPv6 in canonical form, so one machine written
     /// two ways is still seen as a duplicate.
     static func canonicalAddress(_ address: String) -> String {
@@ -182,7 +198,7 @@ struct InventoryBuilder {
                                   },
                                   isValid: { InventorySyntax.isLowercaseLabel($0) && $0 != "all" })
         let address = checker.string(object, "address", required: true, expected: Self.addressExpectation,
-                                     invalid: { "'\($0)' is not \(Self.addressExpectation)" },
+                                     invalid: Self.addressProblem,
                                      isValid: { InventorySyntax.isIPv4($0) || InventorySyntax.isIPv6($0) || InventorySyntax.isHostName($0) })
         let port = checker.integer(object, "port", in: 1...65535)
         let user = userName(object, "user")

@@ -75,3 +75,14 @@ public struct InventoryTargetError: Error, Sendable, Hashable, CustomStringConve
         return "\(names) \(what) of the inventory; \(choices)"
     }
 }
+
+// So that `error.localizedDescription` (used by swift-argument-parser and generic handlers)
+// shows the same text as `description` instead of Foundation's generic "operation could not
+// be completed".
+extension InventoryError: LocalizedError {
+    public var errorDescription: String? { description }
+}
+
+extension InventoryTargetError: LocalizedError {
+    public var errorDescription: String? { description }
+}

@@ -37,6 +37,9 @@ public enum InventoryLoader {
     public static func parse(data: Data, file: String, baseDirectory: URL) throws(InventoryError) -> Inventory {
         let root = try decode(data, file: file)
         let checker = InventoryChecker()
+        for problem in InventoryDuplicateKeys.problems(in: data) {
+            checker.report(problem.path, problem.message)
+        }
         let inventory = InventoryBuilder(checker: checker, base: baseDirectory.standardizedFileURL).build(root)
         guard let inventory, checker.problems.isEmpty else {
             throw InventoryError(file: file, reason: .invalid, problems: checker.problems)
@@ -73,7 +76,7 @@ public enum InventoryLoader {
                 offset = Int(match.2)
             } else if text.localizedCaseInsensitiveContains("end of file") {
                 detail = "unexpected end of file (an unclosed string, list or object?)"
-                offset = data.count
+                offset = data.starts(with: [0xEF, 0xBB, 0xBF]) ? data.count - 3 : data.count
             } else if !text.isEmpty {
                 detail = text.hasSuffix(".") ? String(text.dropLast()) : text
             }
@@ -83,7 +86,9 @@ public enum InventoryLoader {
             return InventoryError(file: file, reason: .syntax(line: nil, column: nil),
                                   problems: [InventoryProblem(path: "", message: "invalid JSON: \(detail)")])
         }
-        let (line, column) = lineAndColumn(ofByte: offset, in: data)
+        // JSONSerialization counts from after a UTF-8 byte order mark (Windows editors write one).
+        let text = data.starts(with: [0xEF, 0xBB, 0xBF]) ? data.dropFirst(3) : data
+        let (line, column) = lineAndColumn(ofByte: offset, in: Data(text))
         return InventoryError(file: file, reason: .syntax(line: line, column: column), problems: [InventoryProblem(
             path: "", message: "invalid JSON at line \(line), column \(column): \(detail)")])
     }

@@ -11,7 +11,7 @@ public struct SSHError: Error, Sendable, CustomStringConvertible {
         case upload = "uploading"
     }
 
-    public enum Kind: Sendable {
+    public enum Kind: Error, Sendable {
         case nameNotResolved(String)
         case connectionRefused
         case unreachable(String)
@@ -28,6 +28,7 @@ public struct SSHError: Error, Sendable, CustomStringConvertible {
         case commandFailed(status: Int32, signal: String?, stderr: String)
         case outputTooLarge(limit: Int)
         case sessionClosed
+        case cancelled
         case protocolError(code: Int32, message: String)
         case localFile(path: String, reason: String)
     }
@@ -81,6 +82,8 @@ public struct SSHError: Error, Sendable, CustomStringConvertible {
             return "the command printed more than \(limit) bytes, the limit; it was stopped"
         case .sessionClosed:
             return "the SSH session is closed"
+        case .cancelled:
+            return "cancelled while \(operation.rawValue)"
         case .protocolError(let code, let message):
             return "\(operation.rawValue) failed: \(message) (libssh2 error \(code))"
         case .localFile(let path, let reason):

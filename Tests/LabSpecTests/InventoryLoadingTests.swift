@@ -14,6 +14,8 @@ struct InventoryLoadingTests {
         #expect(inventory.hosts.map(\.address) == ["198.18.42.10", "198.18.42.11", "198.18.42.12"])
         #expect(inventory.hosts(withRole: "app").map(\.name) == ["app1", "app2"])
         #expect(inventory.hosts(withRole: "proxy").map(\.name) == ["proxy"])
+        #expect(inventory.appHosts.map(\.name) == ["app1", "app2"])
+        #expect(inventory.proxyHosts.map(\.name) == ["proxy"])
 
         let app1 = try #require(inventory.host(named: "app1"))
         #expect(app1.user == "ubuntu" && app1.become)

@@ -40,6 +40,10 @@ let badInventories: [BadInventory] = [
         { "name": "app2", "address": "300.1.1.1", "roles": ["app"] }
         """),
         "hosts[2].address: '300.1.1.1' is not an IPv4/IPv6 address or host name"),
+    BadInventory("IPv6 address in brackets", inventoryJSON(hosts: #"{ "name": "a", "address": "[fd00::1]", "roles": ["x"] }"#),
+        "hosts[0].address: '[fd00::1]' is not an IPv4/IPv6 address or host name; write an IPv6 address without brackets"),
+    BadInventory("port glued to the address", inventoryJSON(hosts: #"{ "name": "a", "address": "10.0.0.1:2222", "roles": ["x"] }"#),
+        "hosts[0].address: '10.0.0.1:2222' is not an IPv4/IPv6 address or host name; give the port in 'port'"),
     BadInventory("misspelt field with a hint", inventoryJSON(hosts: """
         { "name": "proxy", "adress": "198.18.42.10", "roles": ["proxy"] }
         """),
@@ -134,6 +138,10 @@ let badInventories: [BadInventory] = [
         #"app.directory: 'opt/app' is not an absolute path; expected a path such as "/opt/wayshub""#),
     BadInventory("git URL with spaces", inventoryJSON(hosts: standardHosts, extra: #", "domain": "w.lab", "app": { "source": { "git": "my repo" } }"#),
         "app.source.git: 'my repo' is not a git URL; expected https://..., ssh://..., git://..., file://... or user@host:path"),
+    BadInventory("a field given twice", "{\n  \"hosts\": [\n    { \"name\": \"a\", \"address\": \"10.0.0.1\", \"roles\": [\"x\"],\n      \"port\": 22,\n      \"port\": 2222 }\n  ]\n}",
+        "hosts[0].port: given twice in one object (lines 4 and 5); keep one"),
+    BadInventory("a field given twice, once escaped", #"{ "name": "a", "n\u0061me": "b", "hosts": [{ "name": "a", "address": "h", "roles": ["x"] }] }"#,
+        "name: given twice in one object (line 1); keep one"),
     BadInventory("top level is a list", "[1, 2]",
         "expected a JSON object describing the lab, got a list"),
     // The parser stops at the 'o' of "nope": an 'n' could still have begun `null`.
@@ -188,6 +196,18 @@ struct InventoryProblemTests {
     func syntaxPosition() {
         let error = #expect(throws: InventoryError.self) { try parse("{\n\n   \"hosts\": x\n}") }
         #expect(error?.reason == .syntax(line: 3, column: 13))
+    }
+
+    @Test("positions are right in a file saved with a byte order mark and CRLF line ends")
+    func byteOrderMark() throws {
+        let bom = Data([0xEF, 0xBB, 0xBF])
+        let bad = bom + Data("{\r\n  \"hosts\": [],\r\n  \"x\": 1 2 }".utf8)
+        let error = #expect(throws: InventoryError.self) {
+            try InventoryLoader.parse(data: bad, file: "inventory.json", baseDirectory: testBase)
+        }
+        #expect(error?.reason == .syntax(line: 3, column: 10))
+        let good = bom + Data(inventoryJSON().utf8)
+        #expect(try InventoryLoader.parse(data: good, file: "inventory.json", baseDirectory: testBase).hosts.count == 3)
     }
 
     @Test("a missing file says so and suggests --inventory")

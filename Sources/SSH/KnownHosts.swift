@@ -1,0 +1,100 @@
+import CLibSSH2
+import Foundation
+
+/// Host key verification against an OpenSSH known_hosts file.
+///
+/// The file is read line by line rather than with libssh2_knownhost_readfile, which stops at the
+/// first malformed line and ignores `@revoked` markers. Each line is still matched by libssh2
+/// itself, so hashed entries and `[host]:port` forms follow OpenSSH's rules.
+struct KnownHostsFile {
+    enum Verdict: Equatable {
+        case match
+        case unknown
+        case mismatch(line: Int, expectedFingerprint: String)
+        case revoked(line: Int)
+    }
+
+    let path: String
+
+    func verify(session: OpaquePointer, host: String, port: Int, key: [UInt8], keyType: Int32) -> Verdict {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return .unknown }
+        var firstMismatch: Verdict?
+        var matched = false
+        for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            var line = rawLine.trimmingCharacters(in: .whitespaces)
+            if line.isEmpty || line.hasPrefix("#") { continue }
+            var revoked = false
+            if line.hasPrefix("@") {
+                guard line.hasPrefix("@revoked") else { continue }  // @cert-authority: no certificates here
+                revoked = true
+                line = String(line.dropFirst("@revoked".count)).trimmingCharacters(in: .whitespaces)
+            }
+            switch check(line: line, session: session, host: host, port: port, key: key, keyType: keyType) {
+            case .match?:
+                if revoked { return .revoked(line: index + 1) }
+                matched = true
+            case .mismatch(_, let expected)? where !revoked:
+                if firstMismatch == nil { firstMismatch = .mismatch(line: index + 1, expectedFingerprint: expected) }
+            default:
+                continue
+            }
+        }
+        if matched { return .match }
+        return firstMismatch ?? .unknown
+    }
+
+    /// Matches one known_hosts line; nil when the line is malformed or names another host.
+    private func check(line: String, session: OpaquePointer, host: String, port: Int, key: [UInt8], keyType: Int32)
+        -> Verdict?
+    {
+        guard let collection = libssh2_knownhost_init(session) else { return nil }
+        defer { libssh2_knownhost_free(collection) }
+        let utf8 = Array(line.utf8)
+        let read = utf8.withUnsafeBufferPointer { buffer in
+            buffer.withMemoryRebound(to: CChar.self) {
+                libssh2_knownhost_readline(collection, $0.baseAddress, $0.count, LIBSSH2_KNOWNHOST_FILE_OPENSSH)
+            }
+        }
+        guard read == 0 else { return nil }
+        var entry: UnsafeMutablePointer<libssh2_knownhost>?
+        let typeMask = LIBSSH2_KNOWNHOST_TYPE_PLAIN | LIBSSH2_KNOWNHOST_KEYENC_RAW | knownHostKeyMask(keyType)
+        let result = key.withUnsafeBufferPointer { buffer in
+            buffer.withMemoryRebound(to: CChar.self) {
+                libssh2_knownhost_checkp(collection, host, Int32(port), $0.baseAddress, $0.count, typeMask, &entry)
+            }
+        }
+        switch result {
+        case LIBSSH2_KNOWNHOST_CHECK_MATCH:
+            return .match
+        case LIBSSH2_KNOWNHOST_CHECK_MISMATCH:
+            var expected = "an other key"
+            if let base64 = entry?.pointee.key, let blob = Data(base64Encoded: String(cString: base64)) {
+                expected = opensshFingerprint(Array(blob))
+            }
+            return .mismatch(line: 0, expectedFingerprint: expected)
+        default:
+            return nil
+        }
+    }
+
+    /// Appends one plain line for the host (OpenSSH's accept-new), creating the file and its
+    /// folder when missing.
+    func append(host: String, port: Int, key: [UInt8], keyType: Int32) throws {
+        let url = URL(fileURLWithPath: path)
+        let folder = url.deletingLastPathComponent()
+        try FileManager.default.createDirectory(
+            at: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let name = port == 22 ? host : "[\(host)]:\(port)"
+        var line = "\(name) \(hostKeyTypeName(keyType)) \(Data(key).base64EncodedString())\n"
+        if let existing = FileManager.default.contents(atPath: path), let last = existing.last, last != UInt8(ascii: "\n") {
+            line = "\n" + line
+        }
+        if !FileManager.default.fileExists(atPath: path) {
+            FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600])
+        }
+        let handle = try FileHandle(forWritingTo: url)
+        defer { try? handle.close() }
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data(line.utf8))
+    }
+}

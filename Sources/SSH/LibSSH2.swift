@@ -1,0 +1,50 @@
+import CLibSSH2
+import Foundation
+
+/// libssh2_init must run once per process before any session; a static let is initialised
+/// exactly once, thread-safely.
+enum LibSSH2 {
+    static let initialised: Bool = {
+        libssh2_init(0) == 0
+    }()
+
+    static let again: Int32 = LIBSSH2_ERROR_EAGAIN
+}
+
+/// SHA-256 as OpenSSH prints it: "SHA256:" and unpadded base64.
+func opensshFingerprint(_ key: [UInt8]) -> String {
+    var digest = [UInt8](repeating: 0, count: Int(SHA256_DIGEST_LENGTH))
+    key.withUnsafeBufferPointer { buffer in
+        _ = SHA256(buffer.baseAddress, buffer.count, &digest)
+    }
+    var encoded = Data(digest).base64EncodedString()
+    while encoded.hasSuffix("=") { encoded.removeLast() }
+    return "SHA256:" + encoded
+}
+
+/// The SSH wire name of a libssh2 host key type, as known_hosts writes it.
+func hostKeyTypeName(_ type: Int32) -> String {
+    switch type {
+    case LIBSSH2_HOSTKEY_TYPE_RSA: return "ssh-rsa"
+    case LIBSSH2_HOSTKEY_TYPE_DSS: return "ssh-dss"
+    case LIBSSH2_HOSTKEY_TYPE_ECDSA_256: return "ecdsa-sha2-nistp256"
+    case LIBSSH2_HOSTKEY_TYPE_ECDSA_384: return "ecdsa-sha2-nistp384"
+    case LIBSSH2_HOSTKEY_TYPE_ECDSA_521: return "ecdsa-sha2-nistp521"
+    case LIBSSH2_HOSTKEY_TYPE_ED25519: return "ssh-ed25519"
+    default: return "unknown"
+    }
+}
+
+/// The known_hosts key-type bits for a libssh2 host key type, so that an entry of another type
+/// for the same host is not taken for a mismatch.
+func knownHostKeyMask(_ type: Int32) -> Int32 {
+    switch type {
+    case LIBSSH2_HOSTKEY_TYPE_RSA: return LIBSSH2_KNOWNHOST_KEY_SSHRSA
+    case LIBSSH2_HOSTKEY_TYPE_DSS: return LIBSSH2_KNOWNHOST_KEY_SSHDSS
+    case LIBSSH2_HOSTKEY_TYPE_ECDSA_256: return LIBSSH2_KNOWNHOST_KEY_ECDSA_256
+    case LIBSSH2_HOSTKEY_TYPE_ECDSA_384: return LIBSSH2_KNOWNHOST_KEY_ECDSA_384
+    case LIBSSH2_HOSTKEY_TYPE_ECDSA_521: return LIBSSH2_KNOWNHOST_KEY_ECDSA_521
+    case LIBSSH2_HOSTKEY_TYPE_ED25519: return LIBSSH2_KNOWNHOST_KEY_ED25519
+    default: return LIBSSH2_KNOWNHOST_KEY_UNKNOWN
+    }
+}

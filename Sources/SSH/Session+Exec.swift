@@ -1,0 +1,158 @@
+import CLibSSH2
+import Foundation
+
+extension Session {
+    /// Reconnects when an earlier call left the session unusable (design.md §3: after a timeout
+    /// half-way through a call, libssh2's state is unknown).
+    func reopenIfBroken() throws(SSHError) {
+        guard broken || rawSession == nil else { return }
+        close()
+        cancelled.store(false, ordering: .relaxed)
+        brokenReset()
+        try open()
+    }
+
+    func exec(_ command: RemoteCommand, operation: SSHError.Operation = .exec, onLine: (@Sendable (OutputLine) -> Void)?)
+        throws(SSHError) -> CommandResult
+    {
+        try reopenIfBroken()
+        guard let raw = rawSession else { throw error(operation, .sessionClosed) }
+        let start = ContinuousClock.now
+        commandTimeout = command.timeout
+        // The host enforces the timeout (`timeout -k 5`); this one only catches a host that hangs.
+        let deadline = command.timeout.map { start + $0 + .seconds(10) }
+        let commandLine = ShellQuoting.wrap(command)
+        var stdin = command.stdin
+        if case .sudoWithPassword(let password) = command.become {
+            stdin = Array((password + "\n").utf8) + stdin
+        }
+
+        guard let channel = try retryPointer(operation, deadline: deadline, { labctl_channel_open_session(raw) }) else {
+            throw libssh2Error(operation, libssh2_session_last_errno(raw))
+        }
+        var freed = false
+        defer { if !freed { libssh2_channel_free(channel) } }
+
+        var rc = try retry(operation, deadline: deadline) { labctl_channel_exec(channel, commandLine) }
+        guard rc == 0 else { throw libssh2Error(operation, rc) }
+
+        var written = 0
+        var eofSent = false
+        var stdout = Data()
+        var stderr = Data()
+        var stdoutLines = LineSplitter(stream: .stdout)
+        var stderrLines = LineSplitter(stream: .stderr)
+        var buffer = [CChar](repeating: 0, count: 64 * 1024)
+
+        while true {
+            var progressed = false
+            if !eofSent {
+                if written < stdin.count {
+                    let sent = stdin[written...].withUnsafeBytes { bytes in
+                        labctl_channel_write(channel, bytes.baseAddress!.assumingMemoryBound(to: CChar.self), min(bytes.count, 32 * 1024))
+                    }
+                    if sent > 0 {
+                        written += sent
+                        progressed = true
+                    } else if sent < 0, sent != Int(LibSSH2.again) {
+                        // The command ended without reading all of its input: not an error of ours.
+                        guard libssh2_channel_eof(channel) == 1 else { throw libssh2Error(operation, Int32(sent)) }
+                        eofSent = true
+                    }
+                }
+                if written == stdin.count, !eofSent {
+                    let eof = libssh2_channel_send_eof(channel)
+                    if eof == 0 { eofSent = true } else if eof != LibSSH2.again { eofSent = true }
+                }
+            }
+
+            let outCount = buffer.withUnsafeMutableBufferPointer { labctl_channel_read(channel, $0.baseAddress, $0.count) }
+            if outCount > 0 {
+                let chunk = buffer.withUnsafeBytes { Data($0.prefix(outCount)) }
+                stdout.append(chunk)
+                if let onLine { stdoutLines.feed(chunk, to: onLine) }
+                progressed = true
+            } else if outCount < 0, outCount != Int(LibSSH2.again) {
+                throw libssh2Error(operation, Int32(outCount))
+            }
+            let errCount = buffer.withUnsafeMutableBufferPointer { labctl_channel_read_stderr(channel, $0.baseAddress, $0.count) }
+            if errCount > 0 {
+                let chunk = buffer.withUnsafeBytes { Data($0.prefix(errCount)) }
+                stderr.append(chunk)
+                if let onLine { stderrLines.feed(chunk, to: onLine) }
+                progressed = true
+            } else if errCount < 0, errCount != Int(LibSSH2.again) {
+                throw libssh2Error(operation, Int32(errCount))
+            }
+
+            if stdout.count + stderr.count > command.outputLimit {
+                libssh2_channel_free(channel)
+                freed = true
+                // The remote command may still be writing; the session cannot be trusted with it.
+                markBroken()
+                throw error(operation, .outputTooLarge(limit: command.outputLimit))
+            }
+            if !progressed {
+                if libssh2_channel_eof(channel) == 1 { break }
+                // Data already inside libssh2's buffers does not wake poll(): read it first.
+                var available: UInt = 0
+                _ = libssh2_channel_window_read_ex(channel, &available, nil)
+                if available > 0 { continue }
+                try waitForSocket(operation, deadline: deadline)
+            }
+        }
+        if let onLine {
+            stdoutLines.finish(to: onLine)
+            stderrLines.finish(to: onLine)
+        }
+
+        rc = try retry(operation, deadline: deadline) { libssh2_channel_close(channel) }
+        if rc == 0 { rc = try retry(operation, deadline: deadline) { libssh2_channel_wait_closed(channel) } }
+        guard rc == 0 else { throw libssh2Error(operation, rc) }
+        let status = libssh2_channel_get_exit_status(channel)
+        var signalName: UnsafeMutablePointer<CChar>?
+        var signalLength = 0
+        _ = libssh2_channel_get_exit_signal(channel, &signalName, &signalLength, nil, nil, nil, nil)
+        var signal: String?
+        if let signalName {
+            if signalLength > 0 {
+                signal = String(decoding: UnsafeRawBufferPointer(start: signalName, count: signalLength), as: UTF8.self)
+            }
+            libssh2_free(raw, signalName)
+        }
+        return CommandResult(
+            stdout: stdout, stderr: stderr, exitStatus: status, exitSignal: signal,
+            duration: ContinuousClock.now - start)
+    }
+}
+
+/// Cuts a byte stream into lines for live output; a line split across reads is held back.
+struct LineSplitter {
+    let stream: OutputStream
+    private var pending: [UInt8] = []
+
+    init(stream: OutputStream) {
+        self.stream = stream
+    }
+
+    mutating func feed(_ chunk: Data, to handler: (OutputLine) -> Void) {
+        pending.append(contentsOf: chunk)
+        var lineStart = 0
+        for index in pending.indices where pending[index] == UInt8(ascii: "\n") {
+            emit(pending[lineStart..<index], to: handler)
+            lineStart = index + 1
+        }
+        pending.removeFirst(lineStart)
+    }
+
+    mutating func finish(to handler: (OutputLine) -> Void) {
+        if !pending.isEmpty { emit(pending[...], to: handler) }
+        pending.removeAll()
+    }
+
+    private func emit(_ bytes: ArraySlice<UInt8>, to handler: (OutputLine) -> Void) {
+        var text = String(decoding: bytes, as: UTF8.self)
+        if text.hasSuffix("\r") { text.removeLast() }
+        handler(OutputLine(stream: stream, text: text))
+    }
+}

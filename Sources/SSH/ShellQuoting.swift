@@ -1,0 +1,38 @@
+/// POSIX shell quoting and the command lines labctl builds around a user's command.
+public enum ShellQuoting {
+    /// Single-quotes `word` for any POSIX shell: the one quoting rule with no exceptions
+    /// (inside '...' nothing is special except ' itself, written as '\'').
+    public static func quote(_ word: String) -> String {
+        if !word.isEmpty, word.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_./=:@%+,".contains($0)) }) {
+            return word
+        }
+        return "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'"
+    }
+
+    /// The line sshd hands to the login shell for `command`: environment exported first, the
+    /// host-side timeout around it, and sudo around that.
+    ///
+    /// Whenever anything wraps the command it runs under `sh -c`, so the result does not depend on
+    /// the login shell; a bare command is passed as it is, like `ssh host cmd`.
+    static func wrap(_ command: RemoteCommand) -> String {
+        var body = command.command
+        if !command.environment.isEmpty {
+            let exports = command.environment.keys.sorted().map { "\($0)=\(quote(command.environment[$0]!))" }
+            body = "export \(exports.joined(separator: " ")); \(body)"
+        }
+        var words: [String] = []
+        switch command.become {
+        case .sudo: words += ["sudo", "-n", "-H", "--"]
+        case .sudoWithPassword: words += ["sudo", "-S", "-p", "''", "-H", "--"]
+        case nil: break
+        }
+        if let timeout = command.timeout {
+            let seconds = max(1, Int((Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18).rounded(.up)))
+            words += ["timeout", "-k", "5", String(seconds)]
+        }
+        if words.isEmpty {
+            return body
+        }
+        return (words + ["sh", "-c", quote(body)]).joined(separator: " ")
+    }
+}

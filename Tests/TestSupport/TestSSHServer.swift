@@ -1,0 +1,144 @@
+import Foundation
+import SSH
+
+/// A private OpenSSH sshd on 127.0.0.1 for tests: its own port, host key, authorized_keys and
+/// config in a temporary directory. Any local user may log in with `clientKey`.
+public final class TestSSHServer: @unchecked Sendable {
+    public let directory: TemporaryDirectory
+    public let port: Int
+    public let clientKeyPath: String
+    public let knownHostsPath: String
+    public let hostPublicKeyLine: String
+    private let pid: pid_t
+    private let stopped = NSLock()
+    nonisolated(unsafe) private var isStopped = false
+
+    /// - Parameter extraConfig: sshd_config lines, read before the defaults (e.g. "PasswordAuthentication yes").
+    public init(extraConfig: String = "", extraAuthorizedKeys: [String] = []) throws {
+        let directory = try TemporaryDirectory(prefix: "labctl-sshd")
+        self.directory = directory
+        try? FileManager.default.createDirectory(atPath: "/run/sshd", withIntermediateDirectories: true)
+        let hostKey = directory.file("ssh_host_ed25519_key")
+        try runLocal(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", hostKey])
+        clientKeyPath = directory.file("id_ed25519")
+        try runLocal(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "labctl-test", "-f", clientKeyPath])
+        let clientPublic = try String(contentsOfFile: clientKeyPath + ".pub", encoding: .utf8)
+        let authorized = ([clientPublic.trimmingCharacters(in: .whitespacesAndNewlines)] + extraAuthorizedKeys)
+            .joined(separator: "\n") + "\n"
+        try authorized.write(toFile: directory.file("authorized_keys"), atomically: true, encoding: .utf8)
+
+        port = try Self.freePort()
+        // sshd keeps the first value it reads for a keyword, so the caller's lines go first.
+        let config = """
+            \(extraConfig)
+            Port \(port)
+            ListenAddress 127.0.0.1
+            HostKey \(hostKey)
+            PidFile \(directory.file("sshd.pid"))
+            AuthorizedKeysFile \(directory.file("authorized_keys"))
+            PermitRootLogin yes
+            PubkeyAuthentication yes
+            PasswordAuthentication no
+            KbdInteractiveAuthentication no
+            UsePAM no
+            StrictModes no
+            LogLevel ERROR
+            MaxSessions 100
+            MaxStartups 100:30:200
+
+            """
+        try config.write(toFile: directory.file("sshd_config"), atomically: true, encoding: .utf8)
+
+        let hostPublic = try String(contentsOfFile: hostKey + ".pub", encoding: .utf8)
+        let parts = hostPublic.split(separator: " ")
+        hostPublicKeyLine = "[127.0.0.1]:\(port) \(parts[0]) \(parts[1])"
+        knownHostsPath = directory.file("known_hosts")
+        try (hostPublicKeyLine + "\n").write(toFile: knownHostsPath, atomically: true, encoding: .utf8)
+
+        pid = try spawnBackground(["/usr/sbin/sshd", "-D", "-e", "-f", directory.file("sshd_config")], logPath: directory.file("sshd.log"))
+        do {
+            try waitUntilListening()
+        } catch {
+            stop()
+            throw error
+        }
+    }
+
+    deinit { stop() }
+
+    public func stop() {
+        let first = stopped.withLock { () -> Bool in
+            defer { isStopped = true }
+            return !isStopped
+        }
+        guard first else { return }
+        stopBackground(pid)
+        directory.remove()
+    }
+
+    /// Options for logging in as `user` with the server's client key and its known_hosts.
+    public func options(user: String = "root", credentials: [SSHCredential]? = nil, policy: HostKeyPolicy = .strict)
+        -> SSHOptions
+    {
+        SSHOptions(
+            endpoint: SSHEndpoint(host: "127.0.0.1", port: port, user: user),
+            credentials: credentials ?? [.keyFile(path: clientKeyPath, passphrase: nil)],
+            knownHostsPath: knownHostsPath,
+            hostKeyPolicy: policy,
+            connectTimeout: .seconds(5))
+    }
+
+    public func addAuthorizedKey(_ publicKeyLine: String) throws {
+        let path = directory.file("authorized_keys")
+        let existing = try String(contentsOfFile: path, encoding: .utf8)
+        try (existing + publicKeyLine.trimmingCharacters(in: .whitespacesAndNewlines) + "\n")
+            .write(toFile: path, atomically: true, encoding: .utf8)
+    }
+
+    private func waitUntilListening() throws {
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline {
+            if Self.canConnect(port: port) { return }
+            var status: Int32 = 0
+            if waitpid(pid, &status, WNOHANG) == pid {
+                let log = (try? String(contentsOfFile: directory.file("sshd.log"), encoding: .utf8)) ?? ""
+                throw LocalCommandFailed(command: ["sshd"], result: LocalResult(status: status, stdout: "", stderr: log))
+            }
+            usleep(20_000)
+        }
+        throw LocalCommandFailed(command: ["sshd"], result: LocalResult(status: -1, stdout: "", stderr: "sshd did not listen on \(port)"))
+    }
+
+    /// A port the kernel just handed out for a moment: free now, very likely free a moment later.
+    public static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        try withUnsafeMutablePointer(to: &address) { pointer in
+            try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { sockaddrPointer in
+                guard bind(fd, sockaddrPointer, length) == 0, getsockname(fd, sockaddrPointer, &length) == 0 else {
+                    throw LocalCommandFailed(command: ["bind"], result: LocalResult(status: errno, stdout: "", stderr: "no free port"))
+                }
+            }
+        }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    static func canConnect(port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = UInt16(port).bigEndian
+        return withUnsafePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+            }
+        }
+    }
+}
