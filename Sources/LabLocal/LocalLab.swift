@@ -1,4 +1,5 @@
 import Foundation
+import SSH
 
 #if canImport(Glibc)
     import Glibc
@@ -184,24 +185,37 @@ public struct LocalLab: Sendable {
             detail: "no SSH banner on port 22")
     }
 
-    /// Logs in with the lab's key, checking the host key against the lab's known_hosts, and
-    /// waits for `systemctl is-system-running`. Returns the system state.
-    ///
-    /// Uses OpenSSH's client until labctl's own SSH module is merged.
+    /// Logs in with labctl's own SSH client (the lab's key, strict host key checking against
+    /// the lab's known_hosts) and waits for `systemctl is-system-running`. Returns the state.
     private func checkLogin(_ host: HostState) async throws(LabError) -> String {
-        let command = sshCommandLine(host: host.name, address: host.address, user: host.user)
-        let output = try await Command.capture(
-            command[0],
-            Array(command.dropFirst()) + ["-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "timeout 30 systemctl is-system-running --wait"])
-        let state = output.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-        // 255 is ssh's own failure (refused key, changed host key); the systemctl states
-        // other than running (degraded) exit non-zero but prove the login works.
-        guard output.status != 255, !state.isEmpty else {
+        do {
+            let client = try await SSHClient.connect(sshOptions(address: host.address, user: host.user))
+            let result = try await client.run(
+                RemoteCommand("systemctl is-system-running --wait", timeout: .seconds(30)))
+            await client.close()
+            // "degraded" (a unit failed) exits non-zero but the host is up and reachable.
+            let state = result.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
+            return state.isEmpty ? "state unknown" : state
+        } catch {
             throw .hostNotReachable(
-                host: host.name, address: host.address, seconds: 10,
-                detail: "ssh login failed: \(output.stderr.trimmingCharacters(in: .whitespacesAndNewlines))")
+                host: host.name, address: host.address, seconds: Int(readinessTimeout.components.seconds),
+                detail: error.summary)
         }
-        return state
+    }
+
+    /// How labctl's SSH client reaches a lab host.
+    public func sshOptions(host: String) throws(LabError) -> SSHOptions {
+        guard let entry = definition.hosts.first(where: { $0.name == host }) else {
+            throw .unknownHost(host, known: definition.hosts.map(\.name))
+        }
+        return sshOptions(address: entry.address, user: entry.user)
+    }
+
+    func sshOptions(address: String, user: String) -> SSHOptions {
+        SSHOptions(
+            endpoint: SSHEndpoint(host: address, user: user),
+            credentials: [.keyFile(path: definition.loginKeyPath, passphrase: nil)],
+            knownHostsPath: definition.knownHostsPath, hostKeyPolicy: .strict, connectTimeout: .seconds(10))
     }
 
     private func ensureLoginKey(progress: @escaping @Sendable (LabProgress) -> Void) async throws(LabError) -> String {

@@ -1,4 +1,5 @@
 import Foundation
+import SSH
 import Testing
 
 @testable import LabLocal
@@ -46,25 +47,27 @@ struct LocalLabTests {
     @Test func hostsBootAnswerOverSSHAreIsolatedAndDownLeavesNothing() async throws {
         try await withLabUp {
             for host in lab.definition.hosts {
-                let result = try ssh(host.name, "hostname; ip -4 -o addr show dev eth0; systemctl is-system-running; id -un")
-                #expect(result.status == 0, "\(host.name): \(result.stderr)")
-                let lines = result.stdout.split(separator: "\n").map(String.init)
+                let result = try await run(host.name, "hostname; ip -4 -o addr show dev eth0; systemctl is-system-running; id -un")
+                #expect(result.succeeded, "\(host.name): \(result.stderrText)")
+                let lines = result.stdoutText.split(separator: "\n").map(String.init)
                 #expect(lines.first == host.name)
                 #expect(lines.count > 1 && lines[1].contains(" \(host.address)/24 "))
                 #expect(lines.count > 2 && lines[2] == "running")
                 #expect(lines.last == host.user)
             }
             // The non-root login has passwordless sudo, like a cloud image's default user.
-            #expect(try ssh("beta", "sudo -n id -u").stdout == "0\n")
+            #expect(try await run("beta", "id -u", become: .sudo).stdoutText == "0\n")
+            // The command line `labctl lab ssh` runs works too (OpenSSH, same key and known_hosts).
+            #expect(try openSSH("beta", "hostname").stdout == "beta\n")
             // The hosts' apt cache holds the packages the playbooks install offline; git is
             // installed in the base already.
-            #expect(try ssh("gamma", "ls /var/cache/apt/archives/ | grep -c -E '^(nginx|nodejs|npm)_'").stdout == "3\n")
-            #expect(try ssh("gamma", "git --version").status == 0)
+            #expect(try await run("gamma", "ls /var/cache/apt/archives/ | grep -c -E '^(nginx|nodejs|npm)_'").stdoutText == "3\n")
+            #expect(try await run("gamma", "git --version").succeeded)
 
             let marker = "/root/labtest-\(UUID().uuidString)"
-            #expect(try ssh("alpha", "echo written-on-alpha > \(marker) && cat \(marker)").stdout == "written-on-alpha\n")
-            #expect(try ssh("gamma", "test -e \(marker)").status == 1)
-            #expect(try ssh("beta", "sudo -n test -e \(marker)").status == 1)
+            #expect(try await run("alpha", "echo written-on-alpha > \(marker) && cat \(marker)").stdoutText == "written-on-alpha\n")
+            #expect(try await run("gamma", "test -e \(marker)").exitStatus == 1)
+            #expect(try await run("beta", "test -e \(marker)", become: .sudo).exitStatus == 1)
             #expect(!FileManager.default.fileExists(atPath: marker))
             #expect(!FileManager.default.fileExists(atPath: lab.base.directory + marker))
 
@@ -101,7 +104,7 @@ struct LocalLabTests {
             #expect(try await lab.status().map(\.pid) == before)
             #expect(try String(contentsOfFile: lab.definition.knownHostsPath, encoding: .utf8) == knownHosts)
             #expect(knownHosts.split(separator: "\n").count == 3)
-            #expect(try ssh("gamma", "true").status == 0)
+            #expect(try await run("gamma", "true").succeeded)
         }
         #expect(leftovers() == [])
     }
@@ -134,9 +137,22 @@ struct LocalLabTests {
             stateDirectory: lab.definition.stateDirectory)
     }
 
-    /// Runs a command on a lab host with OpenSSH, the lab's key and strict host key checking
-    /// against the lab's known_hosts. (labctl's own SSH module replaces this once it works.)
-    func ssh(_ host: String, _ command: String) throws -> (status: Int32, stdout: String, stderr: String) {
+    /// Runs a command on a lab host through labctl's SSH module: the lab's key, strict host
+    /// key checking against the lab's known_hosts.
+    func run(_ host: String, _ command: String, become: Become? = nil) async throws -> CommandResult {
+        let client = try await SSHClient.connect(lab.sshOptions(host: host))
+        do {
+            let result = try await client.run(RemoteCommand(command, timeout: .seconds(30), become: become))
+            await client.close()
+            return result
+        } catch {
+            await client.close()
+            throw error
+        }
+    }
+
+    /// The same through OpenSSH with `sshCommandLine`, what `labctl lab ssh` runs.
+    func openSSH(_ host: String, _ command: String) throws -> (status: Int32, stdout: String, stderr: String) {
         let line = try lab.sshCommandLine(host: host)
         return try runTool(line[0], Array(line.dropFirst()) + ["-o", "BatchMode=yes", command], check: false)
     }
