@@ -14,6 +14,7 @@ public enum LabError: Error, Sendable, Hashable, CustomStringConvertible {
     case duplicateAddress(address: String, hosts: [String])
     case duplicateHostName(String)
     case noHosts
+    case unsupportedCgroups(layout: String)
     case commandFailed(command: String, status: String, output: String)
     case baseBuildFailed(output: String)
     case baseInUse(base: String, mount: String)
@@ -50,6 +51,10 @@ public enum LabError: Error, Sendable, Hashable, CustomStringConvertible {
             return "hosts \(hosts.joined(separator: " and ")) share the address \(address); give each its own"
         case .duplicateHostName(let name):
             return "two hosts are named \(name); host names must be unique"
+        case .unsupportedCgroups(let layout):
+            return "this machine's cgroups are laid out as \(layout), and the local lab needs the hybrid "
+                + "layout (a cgroup v1 name=systemd hierarchy, cgroup2 at /sys/fs/cgroup/unified and the v1 "
+                + "memory controller); run the lab in such a machine or container"
         case .noHosts:
             return "the lab has no hosts; add hosts to the inventory"
         case .commandFailed(let command, let status, let output):

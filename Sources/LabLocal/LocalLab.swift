@@ -32,6 +32,7 @@ public struct LocalLab: Sendable {
     {
         let lab = try definition.validated()
         guard Machine.isRoot else { throw .notRoot(action: "labctl lab up") }
+        try Preflight.checkCgroupLayout()
         try await Preflight.ensureTools(Preflight.upTools + (definition.nat ? Preflight.natTools : []), progress: progress)
         try lab.checkCollisions(with: try await Preflight.machineNetworks())
         let loginKey = try await ensureLoginKey(progress: progress)

@@ -43,6 +43,24 @@ enum Preflight {
         }
     }
 
+    /// The lab's recipe puts each host in its own cgroup of the named `systemd` v1 hierarchy
+    /// and of the cgroup2 `unified` one (the hybrid layout of machines whose PID 1 is not
+    /// systemd, like these containers and CI). Other layouts are refused rather than half-used.
+    static func checkCgroupLayout(mountsText: String? = nil) throws(LabError) {
+        let text = mountsText ?? ((try? String(contentsOfFile: "/proc/self/mounts", encoding: .utf8)) ?? "")
+        var types: [String: String] = [:]
+        for line in text.split(separator: "\n") {
+            let fields = line.split(separator: " ")
+            if fields.count > 3 { types[String(fields[1])] = String(fields[2]) }
+        }
+        let root = Machine.cgroupRoot
+        let found = ["systemd", "unified", "memory"].map { types["\(root)/\($0)"] }
+        guard found == ["cgroup", "cgroup2", "cgroup"] else {
+            let layout = types[root] == "cgroup2" ? "cgroup v2 only" : "no named systemd cgroup hierarchy"
+            throw .unsupportedCgroups(layout: layout)
+        }
+    }
+
     /// The machine's IPv4 addresses and routes, from `ip -j`.
     static func machineNetworks() async throws(LabError) -> [MachineNetwork] {
         let addresses = try await Command.run("ip", ["-j", "-4", "addr", "show"])

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 
 @testable import LabLocal
@@ -128,5 +129,31 @@ import Testing
             stateDirectory: "/var/lib/labctl/labs/x")
         #expect(state.veth.count <= 15)
         #expect(state.veth != HostState(lab: "a", host: "b", address: "", user: "", stateDirectory: "/").veth)
+    }
+
+    @Test func knownHostsLinesForTheLabsAddressesAreReplacedOthersKept() throws {
+        let path = NSTemporaryDirectory() + "labctl-known-hosts-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try Data("github.com ssh-ed25519 AAAAkeep\n198.18.77.10 ssh-ed25519 AAAAold\n198.18.77.10 ecdsa-sha2-nistp256 AAAAold2\n".utf8)
+            .write(to: URL(fileURLWithPath: path))
+        try KnownHosts.record(
+            [(address: "198.18.77.11", key: "ssh-ed25519 AAAAnew11"), (address: "198.18.77.10", key: "ssh-ed25519 AAAAnew10")],
+            in: path)
+        #expect(
+            try String(contentsOfFile: path, encoding: .utf8)
+                == "github.com ssh-ed25519 AAAAkeep\n198.18.77.10 ssh-ed25519 AAAAnew10\n198.18.77.11 ssh-ed25519 AAAAnew11\n")
+    }
+
+    @Test func onlyTheHybridCgroupLayoutIsAccepted() throws {
+        let hybrid = """
+            tmpfs /sys/fs/cgroup tmpfs rw 0 0
+            cgroup /sys/fs/cgroup/memory cgroup rw,memory 0 0
+            cgroup /sys/fs/cgroup/systemd cgroup rw,name=systemd 0 0
+            cgroup2 /sys/fs/cgroup/unified cgroup2 rw 0 0
+            """
+        try Preflight.checkCgroupLayout(mountsText: hybrid)
+        #expect(throws: LabError.unsupportedCgroups(layout: "cgroup v2 only")) {
+            try Preflight.checkCgroupLayout(mountsText: "cgroup2 /sys/fs/cgroup cgroup2 rw 0 0\n")
+        }
     }
 }

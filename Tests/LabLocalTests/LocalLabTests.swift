@@ -109,6 +109,60 @@ struct LocalLabTests {
         #expect(leftovers() == [])
     }
 
+    @Test func aHostThatRebootsComesBack() async throws {
+        try await withLabUp {
+            let before = try #require(try await lab.status().first { $0.name == "gamma" }?.pid)
+            // The SSH session may be cut by the reboot; the command's own outcome does not matter.
+            _ = try? await run("gamma", "systemctl reboot")
+            var after: Int32?
+            for _ in 0..<200 {
+                try await Task.sleep(for: .milliseconds(100))
+                if let pid = try await lab.status().first(where: { $0.name == "gamma" })?.pid, pid != before {
+                    after = pid
+                    break
+                }
+            }
+            #expect(after != nil, "gamma was not booted again after its reboot")
+            // The host shares the machine's kernel, so its uptime and boot_id stay; the age of
+            // its PID 1 (a new systemd) shows the reboot.
+            var answered = false
+            for _ in 0..<100 where !answered {
+                if let result = try? await run("gamma", "systemctl is-system-running --wait; ps -o etimes= -p 1"),
+                    result.stdoutText.hasPrefix("running")
+                {
+                    let seconds = Int(result.stdoutText.split(separator: "\n").last?.trimmingCharacters(in: .whitespaces) ?? "") ?? 999
+                    #expect(seconds < 30)
+                    answered = true
+                } else {
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+            }
+            #expect(answered)
+        }
+        #expect(leftovers() == [])
+    }
+
+    @Test func natIsSetUpAndUndone() async throws {
+        let forwardBefore = try String(contentsOfFile: "/proc/sys/net/ipv4/ip_forward", encoding: .utf8)
+        var natLab = lab
+        natLab.definition.nat = true
+        do {
+            try await natLab.up()
+            let table = Network.natTable(lab: Self.labName)
+            let rules = try runTool("nft", ["list", "table", "ip", table]).stdout
+            #expect(rules.contains("ip saddr 198.18.77.0/24 oifname != \"labt0\" masquerade"))
+            #expect(try String(contentsOfFile: "/proc/sys/net/ipv4/ip_forward", encoding: .utf8) == "1\n")
+            try await natLab.down()
+            #expect(try runTool("nft", ["list", "table", "ip", table], check: false).status != 0)
+            #expect(try String(contentsOfFile: "/proc/sys/net/ipv4/ip_forward", encoding: .utf8) == forwardBefore)
+        } catch {
+            try? await natLab.down()
+            throw error
+        }
+        #expect(leftovers() == [])
+        try? FileManager.default.removeItem(atPath: workDirectory)
+    }
+
     @Test func aFailureHalfWayRemovesWhatUpCreated() async throws {
         // A namespace by the name gamma's would get makes creating gamma fail after alpha and
         // beta were mounted and possibly booted.
