@@ -144,7 +144,10 @@ enum KnownHosts {
             return !names.split(separator: ",").contains { addresses.contains(String($0)) }
         }
         for entry in entries.sorted(by: { $0.address < $1.address }) { lines.append("\(entry.address) \(entry.key)") }
-        try Machine.makeDirectory((path as NSString).deletingLastPathComponent, mode: 0o700)
+        let directory = (path as NSString).deletingLastPathComponent
+        let directoryExisted = FileManager.default.fileExists(atPath: directory)
+        try Machine.makeDirectory(directory, mode: 0o700)
         try Machine.write(lines.joined(separator: "\n") + "\n", to: path, mode: 0o600)
+        Machine.giveToInvokingUser(directoryExisted ? [path] : [directory, path])
     }
 }

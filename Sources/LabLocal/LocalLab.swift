@@ -223,8 +223,11 @@ public struct LocalLab: Sendable {
         let path = definition.loginKeyPath
         if !FileManager.default.fileExists(atPath: path) {
             progress(LabProgress(.detail, "creating the login key pair \(path)"))
-            try Machine.makeDirectory((path as NSString).deletingLastPathComponent, mode: 0o700)
+            let directory = (path as NSString).deletingLastPathComponent
+            let directoryExisted = FileManager.default.fileExists(atPath: directory)
+            try Machine.makeDirectory(directory, mode: 0o700)
             try await Command.run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "labctl-lab", "-f", path])
+            Machine.giveToInvokingUser((directoryExisted ? [] : [directory]) + [path, path + ".pub"])
         }
         if !FileManager.default.fileExists(atPath: path + ".pub") {
             let publicKey = try await Command.run("ssh-keygen", ["-y", "-f", path])

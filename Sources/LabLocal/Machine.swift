@@ -173,6 +173,17 @@ enum Machine {
         }
     }
 
+    /// Under `sudo`, files labctl makes for the user (the login key, known_hosts) go to the
+    /// user who ran sudo, so `labctl lab ssh` and playbooks work without root afterwards.
+    /// Only files labctl created or rewrote are handed over, and only when it runs via sudo.
+    static func giveToInvokingUser(_ paths: [String]) {
+        let environment = ProcessInfo.processInfo.environment
+        guard geteuid() == 0, let uid = environment["SUDO_UID"].flatMap(UInt32.init),
+            let gid = environment["SUDO_GID"].flatMap(UInt32.init), uid != 0
+        else { return }
+        for path in paths { _ = chown(path, uid, gid) }
+    }
+
     static func removeTree(_ path: String) {
         try? FileManager.default.removeItem(atPath: path)
     }

@@ -15,25 +15,27 @@ struct LabCommand: AsyncParsableCommand {
             filesystem changes (an overlay over a shared Debian bookworm base). labctl then \
             manages the hosts over SSH exactly as it would manage real VMs.
 
-            What it needs: root, and Debian or Ubuntu with systemd-container, debootstrap and \
-            iproute2 (labctl installs missing ones with apt-get). The first `up` builds the base \
-            once (1 to 4 minutes, about 700 MB in the cache folder, by default /var/cache/labctl) \
-            with nginx, nodejs, npm and git already in the hosts' apt cache, so playbooks install \
-            them without the internet. After that a lab is up in seconds.
+            What it needs: root for `up` and `down`, and Debian or Ubuntu with systemd-container, \
+            debootstrap and iproute2 (labctl installs missing ones with apt-get). The first `up` \
+            builds the base once (1 to 4 minutes, about 650 MB in the cache folder, by default \
+            /var/cache/labctl) with nginx, nodejs, npm and git in the hosts' apt cache, so \
+            playbooks install them without the internet. After that a lab is up in seconds.
 
             The inventory's `lab` section sets the subnet (default 198.18.42.0/24), the bridge \
             (default labctl0) and the cache folder. Host names, addresses and login users come \
             from `hosts`; a non-root user (like Multipass's `ubuntu`) gets passwordless sudo. \
-            labctl writes the hosts' host keys to the inventory's known_hosts file and installs \
-            the inventory's key (made with ssh-keygen if it does not exist).
+            labctl installs the inventory's key on every host (making an ed25519 pair if the \
+            file does not exist) and writes the hosts' host keys to the inventory's known_hosts \
+            file, so SSH to the hosts is checked strictly, as with real machines.
 
             Examples:
-              sudo labctl lab up                 # build the base if needed, boot every host
-              sudo labctl lab status             # which hosts run, their memory and uptime
-              sudo labctl lab ssh app1           # a shell on app1
-              labctl lab ssh app1 --print        # the ssh command line, to use elsewhere
-              sudo labctl lab up --nat           # let the hosts reach Debian's archive too
-              sudo labctl lab down               # stop the hosts and remove every trace
+              sudo labctl lab up          # build the base if needed, boot every host
+              labctl lab status           # hosts, addresses, memory, uptime
+              labctl lab ssh app1         # a shell on app1, as its inventory user
+              labctl lab ssh app1 -- systemctl status nginx
+              labctl lab ssh app1 --print # the ssh command line, to use elsewhere
+              sudo labctl lab up --nat    # the hosts may also reach Debian's archive
+              sudo labctl lab down        # stop the hosts and remove every trace
             """,
         subcommands: [Up.self, Down.self, Status.self, SSH.self]
     )
