@@ -129,8 +129,8 @@ private struct ExecutionRecord {
 
     init(_ result: ExecutionResult<Void, StringOutput<Unicode.UTF8>, StringOutput<Unicode.UTF8>>) {
         status = Self.code(result.terminationStatus)
-        stdout = result.standardOutput ?? ""
-        stderr = result.standardError ?? ""
+        stdout = result.standardOutput
+        stderr = result.standardError
     }
 
     static func code(_ status: TerminationStatus) -> Int32 {
