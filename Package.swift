@@ -50,6 +50,8 @@ let package = Package(
         ),
         // Shared by the test targets: a private OpenSSH sshd on loopback, key making, the built labctl.
         .target(name: "TestSupport", dependencies: ["SSH"], path: "Tests/TestSupport"),
+        // `swift run -c release ssh-bench`: the SSH executor beside OpenSSH with ControlMaster.
+        .executableTarget(name: "ssh-bench", dependencies: ["SSH", "TestSupport"], path: "bench/SSHBench"),
         .testTarget(name: "SSHTests", dependencies: ["SSH", "TestSupport"]),
         .testTarget(name: "LabSpecTests", dependencies: ["LabSpec"]),
         .testTarget(name: "LabEngineTests", dependencies: ["LabEngine", "TestSupport"]),

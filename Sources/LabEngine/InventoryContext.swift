@@ -73,25 +73,30 @@ public enum InventoryContext {
         return facts
     }
 
-    public static func sshOptions(_ host: InventoryHost, _ inventory: Inventory) -> SSHOptions {
+    public static func sshOptions(_ host: InventoryHost, _ inventory: Inventory, secrets: ConnectionSecrets = ConnectionSecrets())
+        -> SSHOptions
+    {
         var credentials: [SSHCredential] = []
-        if let key = host.keyPath { credentials.append(.keyFile(path: key, passphrase: nil)) }
+        if let key = host.keyPath { credentials.append(.keyFile(path: key, passphrase: secrets.keyPassphrase)) }
         if host.agent { credentials.append(.agent(socketPath: nil)) }
+        if let password = secrets.loginPassword { credentials.append(.password(password)) }
+        var policy: HostKeyPolicy = inventory.ssh.hostKeyChecking == .acceptNew ? .acceptNew : .strict
+        if let override = secrets.hostKeyPolicy { policy = override }
         return SSHOptions(
             endpoint: SSHEndpoint(host: host.address, port: host.port, user: host.user),
             credentials: credentials,
-            knownHostsPath: inventory.ssh.knownHostsPath,
-            hostKeyPolicy: inventory.ssh.hostKeyChecking == .acceptNew ? .acceptNew : .strict,
+            knownHostsPath: secrets.knownHostsPath ?? inventory.ssh.knownHostsPath,
+            hostKeyPolicy: policy,
             connectTimeout: inventory.ssh.connectTimeout)
     }
 
     /// Every host of the inventory ready to run on.
-    public static func targets(_ inventory: Inventory) -> [RunTarget] {
+    public static func targets(_ inventory: Inventory, secrets: ConnectionSecrets = ConnectionSecrets()) -> [RunTarget] {
         let all = inventory.hosts.map(hostFacts)
         let globals = globals(inventory)
         return zip(inventory.hosts, all).map { host, facts in
             RunTarget(
-                facts: facts, ssh: sshOptions(host, inventory), become: host.become ? .sudo : nil,
+                facts: facts, ssh: sshOptions(host, inventory, secrets: secrets), become: secrets.become(for: host),
                 context: .forHost(facts, allHosts: all, globals: globals))
         }
     }

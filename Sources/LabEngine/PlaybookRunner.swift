@@ -103,7 +103,7 @@ public struct PlaybookRunner: Sendable {
 
     /// The real connector. A named function, because a typed-throws closure literal in this
     /// position crashes the Swift 6.3 compiler (SILGen).
-    @Sendable static func connectOverSSH(_ target: RunTarget) async throws(SSHError) -> any HostSession {
+    @Sendable public static func connectOverSSH(_ target: RunTarget) async throws(SSHError) -> any HostSession {
         try await SSHClient.connect(target.ssh)
     }
 
