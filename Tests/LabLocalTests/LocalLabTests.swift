@@ -176,6 +176,21 @@ struct LocalLabTests {
         #expect(left == [])
     }
 
+    @Test func upRefusesASubnetThatOneOfTheMachinesInterfacesUses() async throws {
+        let machine = try await Preflight.machineNetworks()
+        let taken = try #require(machine.first { $0.label.hasPrefix("address ") }, "the machine has no IPv4 address")
+        var colliding = lab
+        colliding.definition.subnet = taken.network.description
+        colliding.definition.hosts = [
+            LabHostDefinition(name: "alpha", address: IPv4Address(taken.network.network.value + 200).description)
+        ]
+        await #expect(throws: LabError.subnetCollides(subnet: taken.network.description, existing: taken.network.description, where: taken.label)) {
+            try await colliding.up()
+        }
+        #expect(leftovers() == [])
+        try? FileManager.default.removeItem(atPath: workDirectory)
+    }
+
     @Test func downWhenNothingIsUpDoesNothingAndSucceeds() async throws {
         try await lab.down()
         try await lab.down()
