@@ -14,7 +14,7 @@ struct LocalLabTests {
     let workDirectory: String
     let lab: LocalLab
 
-    init() throws {
+    init() async throws {
         workDirectory = NSTemporaryDirectory() + "labctl-labtest-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: workDirectory, withIntermediateDirectories: true)
         var lab = LocalLab(
@@ -28,6 +28,8 @@ struct LocalLabTests {
                 loginKeyPath: workDirectory + "/id_ed25519", knownHostsPath: workDirectory + "/known_hosts"))
         lab.stopGracePeriod = .seconds(5)
         self.lab = lab
+        // A test run that was killed half-way (a CI timeout) may have left this lab up.
+        try await lab.down()
     }
 
     /// Runs `body` with the lab up, and always takes it down and removes the test's files.
