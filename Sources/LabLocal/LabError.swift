@@ -14,6 +14,7 @@ public enum LabError: Error, Sendable, Hashable, CustomStringConvertible {
     case duplicateAddress(address: String, hosts: [String])
     case duplicateHostName(String)
     case noHosts
+    case upWithOtherNetwork(lab: String, subnet: String, bridge: String)
     case unsupportedCgroups(layout: String)
     case commandFailed(command: String, status: String, output: String)
     case baseBuildFailed(output: String)
@@ -55,6 +56,9 @@ public enum LabError: Error, Sendable, Hashable, CustomStringConvertible {
             return "this machine's cgroups are laid out as \(layout), and the local lab needs the hybrid "
                 + "layout (a cgroup v1 name=systemd hierarchy, cgroup2 at /sys/fs/cgroup/unified and the v1 "
                 + "memory controller); run the lab in such a machine or container"
+        case .upWithOtherNetwork(let lab, let subnet, let bridge):
+            return "the lab \(lab) is up with subnet \(subnet) on bridge \(bridge), not what the inventory says now; "
+                + "run `labctl lab down` first, then `labctl lab up`"
         case .noHosts:
             return "the lab has no hosts; add hosts to the inventory"
         case .commandFailed(let command, let status, let output):

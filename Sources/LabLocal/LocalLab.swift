@@ -45,9 +45,7 @@ public struct LocalLab: Sendable {
                 name: definition.name, bridge: definition.bridge, subnet: lab.subnet.description,
                 gateway: lab.gateway.description, createdBridge: false, nat: nil, hosts: [])
         if let previous, previous.subnet != lab.subnet.description || previous.bridge != definition.bridge {
-            throw .invalidName(
-                field: "lab", value: definition.name,
-                rule: "it is up with subnet \(previous.subnet) on bridge \(previous.bridge); run `labctl lab down` first")
+            throw .upWithOtherNetwork(lab: definition.name, subnet: previous.subnet, bridge: previous.bridge)
         }
 
         // Hosts that run are left alone; the remains of hosts that stopped are cleared first.
@@ -60,7 +58,17 @@ public struct LocalLab: Sendable {
             progress(LabProgress(.warning, host: host.name, "is running but no longer in the inventory; `labctl lab down` stops it"))
         }
         for host in lab.hosts where running.contains(host.name) {
-            progress(LabProgress(.detail, host: host.name, "already running at \(host.address)"))
+            if let record = state.hosts.first(where: { $0.name == host.name }),
+                record.address != host.definition.address || record.user != host.definition.user
+            {
+                progress(
+                    LabProgress(
+                        .warning, host: host.name,
+                        "runs as \(record.user)@\(record.address) but the inventory says "
+                            + "\(host.definition.user)@\(host.definition.address); `labctl lab down` and `up` apply it"))
+            } else {
+                progress(LabProgress(.detail, host: host.name, "already running at \(host.address)"))
+            }
         }
         let toStart = lab.hosts.filter { !running.contains($0.name) }
         for host in toStart {
