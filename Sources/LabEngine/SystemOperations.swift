@@ -35,6 +35,11 @@ public struct PackageOperation: StepOperation {
     /// is what an unattended-upgrades run at boot needs.
     static let apt = "DEBIAN_FRONTEND=noninteractive apt-get -q -y -o DPkg::Lock::Timeout=600"
 
+    /// `apt-get update` takes the lists lock, which apt-daily holds on a freshly booted VM for
+    /// minutes; DPkg::Lock::Timeout does not cover it everywhere, so a lock error is retried
+    /// (for up to 10 minutes) and any other error fails at once with apt's own words.
+    static let update = #"n=0; until out=$(\#(apt) update 2>&1); do case "$out" in *lock*) n=$((n+1)); [ "$n" -lt 200 ] || { printf '%s\n' "$out" >&2; exit 1; }; sleep 3;; *) printf '%s\n' "$out" >&2; exit 1;; esac; done"#
+
     public func plan(_ facts: Facts) throws(StepFailure) -> StepPlan {
         if facts["apt"] == "missing" { throw StepFailure("the host has no apt-get; package steps need a Debian or Ubuntu host") }
         let installed = names.indices.map { facts["installed.\($0)"] == "yes" }
@@ -51,7 +56,7 @@ public struct PackageOperation: StepOperation {
         let noCandidate = missing.contains { ["", "(none)"].contains(facts["candidate.\($0)"] ?? "") }
         let stale = cacheValidTime.map { limit in age.map { $0 > limit } ?? true } ?? false
         var commands: [String] = []
-        if age == nil || noCandidate || stale { commands.append("\(Self.apt) update") }
+        if age == nil || noCandidate || stale { commands.append(Self.update) }
         let wanted = missing.map { names[$0] }
         commands.append("\(Self.apt) install --no-install-recommends \(Shell.join(wanted))")
         return StepPlan(commands: commands, summary: ["install \(wanted.joined(separator: ", "))"])

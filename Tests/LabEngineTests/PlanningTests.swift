@@ -23,14 +23,15 @@ import Testing
         let facts = Facts(["installed.0": "no", "installed.1": "no", "candidate.0": "(none)", "candidate.1": "7.88", "lists.age": "10"])
         let plan = try nginx.plan(facts)
         #expect(plan.commands == [
-            "DEBIAN_FRONTEND=noninteractive apt-get -q -y -o DPkg::Lock::Timeout=600 update",
+            PackageOperation.update,
             "DEBIAN_FRONTEND=noninteractive apt-get -q -y -o DPkg::Lock::Timeout=600 install --no-install-recommends nginx curl",
         ])
+        #expect(PackageOperation.update.contains("apt-get -q -y -o DPkg::Lock::Timeout=600 update 2>&1"))
     }
 
     @Test func anIndexNeverFetchedIsFetched() throws {
         let plan = try PackageOperation(names: ["git"]).plan(Facts(["installed.0": "no", "candidate.0": "", "lists.age": "none"]))
-        #expect(plan.commands.first?.hasSuffix(" update") == true)
+        #expect(plan.commands.first == PackageOperation.update)
     }
 
     @Test func cacheValidTimeRefreshesAStaleIndex() throws {

@@ -175,6 +175,22 @@ import Testing
         #expect(plan.summary == ["install labctl-surely-not-a-package"])
     }
 
+    @Test func aptUpdateRetriesOnlyOnALock() async throws {
+        // A stand-in apt-get first in PATH: it reports the lock twice, then succeeds.
+        let scratch = Scratch()
+        scratch.write("bin/apt-get", "#!/bin/sh\nn=$(cat \"$0.count\" 2>/dev/null || echo 0); echo $((n+1)) > \"$0.count\"\nif [ \"$n\" -lt 2 ]; then echo 'E: Could not get lock /var/lib/apt/lists/lock' >&2; exit 100; fi\necho updated\n")
+        _ = await shell("chmod +x " + Shell.quote(scratch.file("bin/apt-get")))
+        let path = "PATH=" + Shell.quote(scratch.file("bin")) + ":$PATH; "
+        let locked = await shell(path + PackageOperation.update.replacingOccurrences(of: "sleep 3", with: "sleep 0"))
+        #expect(locked.status == 0)
+        #expect(scratch.read("bin/apt-get.count") == "3\n")
+        scratch.write("bin/apt-get", "#!/bin/sh\necho 'E: The repository is not signed.' >&2\nexit 100\n")
+        _ = await shell("chmod +x " + Shell.quote(scratch.file("bin/apt-get")))
+        let broken = await shell(path + PackageOperation.update)
+        #expect(broken.status == 1)
+        #expect(broken.stderr == "E: The repository is not signed.\n")
+    }
+
     @Test func serviceOnAHostWithoutSystemd() async throws {
         // This build machine's PID 1 is not systemd: the probe must say so and the plan refuse.
         try #require(!FileManager.default.fileExists(atPath: "/run/systemd/system"))
