@@ -349,8 +349,12 @@ struct HostRun {
                 continue
             }
             progress(.stepStarted(host: host, step: step.name, handler: entry.handler))
-            let reprobe = plan.changes ? pending : []
-            let outcome = try await apply(plan, entry: entry, reprobe: reprobe, state: &state)
+            // The steps after a change are looked at again in the same command, unless they
+            // need root and this step does not (root sees at least as much, so the other way
+            // round is fine).
+            let reprobeBecome = becomeFor(pending)
+            let combine = plan.changes && (reprobeBecome == nil || reprobeBecome == becomeFor(step))
+            let outcome = try await apply(plan, entry: entry, reprobe: combine ? pending : [], state: &state)
             if let failure = outcome.failure {
                 state.record(result(.failed, message: failure, plan: plan, output: outcome.output), progress: progress, host: host)
                 throw .failed("\(step.name): \(failure)")
@@ -360,7 +364,7 @@ struct HostRun {
                 progress: progress, host: host)
             if plan.changes {
                 state.notified.formUnion(step.notify.map(\.value))
-                facts = outcome.facts
+                facts = outcome.reprobed ? outcome.facts : try await probe(pending, state: &state)
             }
         }
     }
@@ -369,12 +373,13 @@ struct HostRun {
         let probes = pending.compactMap { entry in entry.operation.map { (entry.id, $0.probe) } }
         if probes.isEmpty { return [:] }
         let script = ProbeScript(probes: probes)
-        let become = pending.contains { $0.step.become == true && $0.operation != nil } ? target.become : nil
         state.roundTrips += 1
         let result: CommandResult
         do {
+            // The script goes on stdin: one command-line argument is limited to 128 KiB on
+            // Linux, and a long playbook's probes could pass that.
             result = try await state.session.run(
-                RemoteCommand("sh -c " + Shell.quote(script.script), timeout: .seconds(300), become: become), onLine: nil)
+                RemoteCommand("sh -s", stdin: Array(script.script.utf8), timeout: .seconds(300), become: becomeFor(pending)), onLine: nil)
         } catch {
             if Task.isCancelled { throw .cancelled }
             throw .failed("probing the host failed: \(error.summary)")
@@ -382,10 +387,17 @@ struct HostRun {
         return script.parse(result.stdoutText)
     }
 
+    /// Root for a probe when any of the steps it looks at asks for it.
+    func becomeFor(_ entries: ArraySlice<Entry>) -> Become? {
+        entries.contains { $0.step.become == true && $0.operation != nil } ? target.become : nil
+    }
+
     struct Outcome {
         var failure: String?
         var output: String?
         var facts: [Int: Facts]
+        /// Whether `facts` holds the re-probe of the steps after this one.
+        var reprobed = false
     }
 
     /// Applies one plan and, in the same command, probes `reprobe` when the plan succeeded.
@@ -395,7 +407,10 @@ struct HostRun {
         // The plan runs in a subshell so its `set -e` and EXIT trap stay its own; its status
         // decides whether the probe runs.
         var script = "(\n\(plan.script))\ns=$?\nprintf '\\n\(marker) %s\\n' \"$s\"\n[ \"$s\" -eq 0 ] || exit \"$s\"\n"
-        if !probe.stepIDs.isEmpty { script += probe.script }
+        // Stdin carries the step's data, so the re-probe rides in the command line: only while
+        // it stays well below Linux's 128 KiB limit for one argument.
+        let reprobed = !probe.stepIDs.isEmpty && script.utf8.count + probe.script.utf8.count < 100_000
+        if reprobed { script += probe.script }
         let timeout: Duration? = {
             switch entry.operation {
             case let wait as WaitForOperation: return .seconds(wait.timeout + 60)
@@ -432,7 +447,7 @@ struct HostRun {
             let message = stderr.isEmpty ? "the step's commands \(how)" : stderr.split(separator: "\n").suffix(5).joined(separator: "\n")
             return Outcome(failure: message, output: trimmedOutput.isEmpty ? nil : trimmedOutput, facts: [:])
         }
-        return Outcome(failure: nil, output: trimmedOutput, facts: probe.parse(String(stdout[split!.upperBound...])))
+        return Outcome(failure: nil, output: trimmedOutput, facts: probe.parse(String(stdout[split!.upperBound...])), reprobed: reprobed)
     }
 }
 

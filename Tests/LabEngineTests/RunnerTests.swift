@@ -146,6 +146,28 @@ import Testing
         #expect(scratch.read("app1/log") == "install\nrestart\nrestart\n")
     }
 
+    /// Probes larger than one command-line argument may be (128 KiB on Linux) still work.
+    @Test func aLongPlaybookProbesInOneRoundTrip() async throws {
+        let count = 400
+        let steps = (0..<count).map { "- { name: d\($0), hosts: all, directory: { path: \"{{vars.root}}/directory-number-\($0)\" } }" }
+        let book = try playbook(steps.joined(separator: "\n") + "\n")
+        for index in 1..<count {
+            try FileManager.default.createDirectory(atPath: scratch.file("app1/directory-number-\(index)"), withIntermediateDirectories: true)
+        }
+        let runner = runner(["app1"])
+        let probeSize = book.steps.reduce(0) { total, step in
+            total + ((try? runner.compiler.operation(for: step.action, context: runner.targets[0].context))?.probe.utf8.count ?? 0)
+        }
+        try #require(probeSize > 131_072)
+        let report = await runner.run(book)
+        #expect(report.exitCode == .ok, "\(report.hosts[0].error ?? "")")
+        #expect(report.hosts[0].count(.changed) == 1)
+        #expect(report.hosts[0].count(.ok) == count - 1)
+        // The probe, the change, then (too big to ride along) the re-probe on its own.
+        #expect(report.hosts[0].roundTrips == 3)
+        #expect(await runner.run(book).hosts[0].roundTrips == 1)
+    }
+
     @Test func checkModeChangesNothing() async throws {
         let book = try playbook(Self.site)
         let report = await runner(["app1"], options: { $0.check = true }).run(book)
