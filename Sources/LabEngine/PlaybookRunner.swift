@@ -121,6 +121,11 @@ public struct PlaybookRunner: Sendable {
             hosts: targets.map(\.facts), contexts: Dictionary(uniqueKeysWithValues: targets.map { ($0.name, $0.context) }),
             compiler: compiler)
         var issues = validator.validate(playbook)
+        let known = Set(targets.map(\.name) + targets.flatMap(\.facts.roles) + ["all"])
+        for name in options.limit ?? [] where !known.contains(name) {
+            let hint = PlaybookSuggestion.hint(for: name, in: known.sorted())
+            issues.append(PlaybookIssue("--limit names '\(name)', which is neither a host nor a role of the inventory\(hint)", at: SourceLocation(file: playbook.file, line: 1, column: 1)))
+        }
         if let startAt = options.startAt, !playbook.steps.contains(where: { $0.name == startAt }) {
             let hint = PlaybookSuggestion.hint(for: startAt, in: playbook.steps.map(\.name))
             issues.append(PlaybookIssue("--start-at names '\(startAt)', which is not a step of the playbook\(hint)", at: SourceLocation(file: playbook.file, line: 1, column: 1)))
@@ -141,7 +146,7 @@ public struct PlaybookRunner: Sendable {
     }
 
     var selectedTargets: [RunTarget] {
-        guard let limit = options.limit else { return targets }
+        guard let limit = options.limit, !limit.contains("all") else { return targets }
         let names = Set(limit)
         return targets.filter { names.contains($0.name) || $0.facts.roles.contains(where: names.contains) }
     }

@@ -228,8 +228,9 @@ import Testing
 
         let started = await runner(["app1"], options: { $0.startAt = "b" }).run(book)
         #expect(started.hosts[0].steps.map(\.name) == ["b", "c"])
-        #expect(runner(["app1"], options: { $0.startAt = "bb" }).validate(book).map(\.message) == [
-            "--start-at names 'bb', which is not a step of the playbook; did you mean 'b'?"
+        #expect(runner(["app1"], options: { $0.startAt = "bb"; $0.limit = ["app", "ap1"] }).validate(book).map(\.message) == [
+            "--limit names 'ap1', which is neither a host nor a role of the inventory; did you mean 'app'?",
+            "--start-at names 'bb', which is not a step of the playbook; did you mean 'b'?",
         ])
     }
 
