@@ -218,9 +218,15 @@ public struct PlaybookValidator: Sendable {
             }
             for host in targets {
                 guard let context = contexts[host.name] else { continue }
-                if let when = step.when, context.value(at: when.value.variable) == nil {
-                    let hint = PlaybookSuggestion.hint(for: when.value.variable, in: context.knownNames)
-                    add(PlaybookIssue("'when' names the variable '\(when.value.variable)', which does not exist\(hint)", at: when.location), host.name)
+                if let when = step.when {
+                    if context.value(at: when.value.variable) == nil {
+                        let hint = PlaybookSuggestion.hint(for: when.value.variable, in: context.knownNames)
+                        add(PlaybookIssue("'when' names the variable '\(when.value.variable)', which does not exist\(hint)", at: when.location), host.name)
+                        continue
+                    }
+                    // Skipped on this host: its arguments may rightly name what this host lacks
+                    // (an upload folder in an inventory that clones from git, say).
+                    if !context.evaluate(when.value) { continue }
                 }
                 do {
                     _ = try compiler.operation(for: step.action, context: context)

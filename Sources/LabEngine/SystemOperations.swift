@@ -96,7 +96,9 @@ public struct ServiceOperation: StepOperation {
         let q = Shell.quote(name)
         var commands: [String] = []
         var summary: [String] = []
-        if daemonReload, facts["reload"] == "yes" {
+        // A unit systemd does not know yet may have just been written (a file step before
+        // this one): daemon_reload makes systemd read it before anything else.
+        if daemonReload, facts["reload"] == "yes" || facts["load"] == "not-found" {
             commands.append("systemctl daemon-reload")
             summary.append("reload systemd's unit files")
         }

@@ -356,6 +356,12 @@ func newContent(_ plan: StepPlan) -> String { String(decoding: plan.stdin, as: U
         #expect(try op.plan(running) == .unchanged)
     }
 
+    @Test func aUnitWrittenJustBeforeIsLoadedFirst() throws {
+        let facts = Facts(["systemd": "yes", "load": "not-found", "enabled": "", "active": "inactive", "reload": "no"])
+        let op = ServiceOperation(name: "wayshub", enabled: true, state: .started, daemonReload: true)
+        #expect(try op.plan(facts).commands == ["systemctl daemon-reload", "systemctl enable wayshub", "systemctl start wayshub"])
+    }
+
     @Test func noSystemdIsAClearError() {
         #expect(throws: StepFailure("the host does not run systemd (no /run/systemd/system), so the unit nginx cannot be managed; service steps need a systemd host")) {
             try ServiceOperation(name: "nginx", state: .started).plan(Facts(["systemd": "no"]))

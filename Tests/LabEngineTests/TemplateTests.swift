@@ -181,6 +181,11 @@ import Testing
         ])
     }
 
+    @Test func stepsSkippedByWhenAreNotCheckedForThatHost() throws {
+        let yaml = "- { name: a, hosts: app, when: \"host.name == 'app1'\", command: 'echo {{vars.port}}' }\n"
+        #expect(try validate(yaml) == [])
+    }
+
     @Test func templateFiles() throws {
         let yaml = """
             - name: conf
