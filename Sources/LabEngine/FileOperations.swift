@@ -60,7 +60,7 @@ public struct FileOperation: StepOperation {
         let diff = options.diff
             ? UnifiedDiff.make(old: facts.text("content") ?? "", new: content ?? "", path: path) : nil
         let commands = FileCommands.atomicWrite(
-            path: path, existing: existing, owner: owner, group: group, mode: mode, validate: validate,
+            path: facts["target"] ?? path, existing: existing, owner: owner, group: group, mode: mode, validate: validate,
             backup: backup, backupDirectory: options.backupDirectory)
         return StepPlan(commands: commands, stdin: wanted, diff: diff, summary: summary)
     }
@@ -151,7 +151,7 @@ extension TextEdit {
         if new == old, kind == "file" { return .unchanged }
         let existing = kind == "file" ? FileCommands.stat(facts) : nil
         let commands = FileCommands.atomicWrite(
-            path: path, existing: existing, owner: nil, group: nil, mode: nil, validate: validate, backup: backup,
+            path: facts["target"] ?? path, existing: existing, owner: nil, group: nil, mode: nil, validate: validate, backup: backup,
             backupDirectory: options.backupDirectory)
         return StepPlan(
             commands: commands, stdin: Array(new.utf8),

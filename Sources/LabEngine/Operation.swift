@@ -78,12 +78,15 @@ enum FileCommands {
         var lines = [
             "p=\(p)",
             #"if [ -L "$p" ] && [ ! -e "$p" ]; then echo kind=dangling"#,
-            #"elif [ -f "$p" ]; then echo kind=file; echo "stat=$(stat -c '%U:%G:%a' "$p")""#,
+            #"elif [ -f "$p" ]; then echo kind=file; echo "stat=$(stat -L -c '%U:%G:%a' "$p")""#,
+            // A symbolic link (sites-enabled/x -> ../sites-available/x) is followed: the file
+            // it points to is the one compared and replaced, and the link stays.
+            #"  if [ -L "$p" ]; then echo "target=$(readlink -f "$p")"; fi"#,
         ]
         if checksum { lines.append(#"  echo "sha256=$(sum "$p")""#) }
         if content { lines.append(#"  echo "content.b64=$(b64 "$p")""#) }
         lines += [
-            #"elif [ -d "$p" ]; then echo kind=dir; echo "stat=$(stat -c '%U:%G:%a' "$p")""#,
+            #"elif [ -d "$p" ]; then echo kind=dir; echo "stat=$(stat -L -c '%U:%G:%a' "$p")""#,
             #"elif [ -e "$p" ]; then echo kind=other"#,
             "else echo kind=none; fi",
         ]

@@ -43,6 +43,24 @@ import Testing
         #expect(try await converge(good).isEmpty)
     }
 
+    @Test func aSymbolicLinkIsFollowedAndKept() async throws {
+        let scratch = Scratch()
+        scratch.write("available/site", "old\n")
+        try FileManager.default.createDirectory(atPath: scratch.file("enabled"), withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: scratch.file("enabled/site"), withDestinationPath: "../available/site")
+        let options = PlanOptions(backupDirectory: scratch.file("backups"))
+        let op = FileOperation(path: scratch.file("enabled/site"), content: "new\n", mode: 0o640, options: options)
+        #expect(try await converge(op).isEmpty == false)
+        #expect(try await converge(op).isEmpty)
+        #expect(scratch.read("available/site") == "new\n")
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: scratch.file("enabled/site")) == "../available/site")
+        let line = LineOperation(path: scratch.file("enabled/site"), line: "more", options: options)
+        #expect(try await converge(line).isEmpty == false)
+        #expect(try await converge(line).isEmpty)
+        #expect(scratch.read("available/site") == "new\nmore\n")
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: scratch.file("enabled/site")) == "../available/site")
+    }
+
     @Test func fileProbeSeesOwnerModeAndChecksum() async {
         let scratch = Scratch()
         scratch.write("a", "hello\n")
