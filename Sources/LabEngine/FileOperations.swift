@@ -28,7 +28,7 @@ public struct FileOperation: StepOperation {
         self.options = options
     }
 
-    public var probe: String { FileCommands.probe(path, content: options.diff) }
+    public var probe: String { FileCommands.probe(path, content: false, diffContent: options.diff) }
 
     public func plan(_ facts: Facts) throws(StepFailure) -> StepPlan {
         let kind = facts["kind"] ?? "none"
@@ -57,8 +57,9 @@ public struct FileOperation: StepOperation {
             return commands.isEmpty ? .unchanged : StepPlan(commands: commands, summary: summary)
         }
         summary.append(kind == "file" ? "change the content of \(path)" : "create \(path)")
-        let diff = options.diff
-            ? UnifiedDiff.make(old: facts.text("content") ?? "", new: content ?? "", path: path) : nil
+        let diff = !options.diff ? nil : facts["content"] == "large"
+            ? "--- \(path)\n+++ \(path)\n@@ the old file is larger than 1 MiB; not shown @@\n"
+            : UnifiedDiff.make(old: facts.text("content") ?? "", new: content ?? "", path: path)
         let commands = FileCommands.atomicWrite(
             path: facts["target"] ?? path, existing: existing, owner: owner, group: group, mode: mode, validate: validate,
             backup: backup, backupDirectory: options.backupDirectory)

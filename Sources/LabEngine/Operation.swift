@@ -73,7 +73,7 @@ public struct StepFailure: Error, Sendable, Hashable, CustomStringConvertible {
 enum FileCommands {
     /// Facts about a path: `kind` (file, dir, other, none), `stat` (owner:group:mode) and,
     /// when asked, `sha256` and the content.
-    static func probe(_ path: String, content: Bool, checksum: Bool = true, parent: Bool = true) -> String {
+    static func probe(_ path: String, content: Bool, diffContent: Bool = false, checksum: Bool = true, parent: Bool = true) -> String {
         let p = Shell.quote(path)
         var lines = [
             "p=\(p)",
@@ -85,6 +85,10 @@ enum FileCommands {
         ]
         if checksum { lines.append(#"  echo "sha256=$(sum "$p")""#) }
         if content { lines.append(#"  echo "content.b64=$(b64 "$p")""#) }
+        if diffContent {
+            // For a diff only: files over 1 MiB are not worth shipping to say they changed.
+            lines.append(#"  if [ "$(stat -L -c %s "$p")" -le 1048576 ]; then echo "content.b64=$(b64 "$p")"; else echo content=large; fi"#)
+        }
         lines += [
             #"elif [ -d "$p" ]; then echo kind=dir; echo "stat=$(stat -L -c '%U:%G:%a' "$p")""#,
             #"elif [ -e "$p" ]; then echo kind=other"#,

@@ -389,7 +389,14 @@ struct HostRun {
             if Task.isCancelled { throw .cancelled }
             throw .failed("probing the host failed: \(error.summary)")
         }
-        return script.parse(result.stdoutText)
+        let facts = script.parse(result.stdoutText)
+        if facts.count < script.stepIDs.count, !result.succeeded {
+            // The shell never got going (sudo refused, no sh...): say what the host said.
+            let stderr = result.stderrText.trimmingCharacters(in: .whitespacesAndNewlines)
+            let how = result.exitSignal.map { "was killed by SIG\($0)" } ?? "exited with status \(result.exitStatus)"
+            throw .failed("probing the host failed: " + (stderr.isEmpty ? "the shell \(how)" : stderr.split(separator: "\n").suffix(3).joined(separator: " | ")))
+        }
+        return facts
     }
 
     /// Root for a probe when any of the steps it looks at asks for it.

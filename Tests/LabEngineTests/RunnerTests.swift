@@ -202,6 +202,22 @@ import Testing
         #expect(scratch.read("app2/log") == "one\n")
     }
 
+    @Test func aProbeThatCannotStartSaysWhy() async throws {
+        // A become method that fails like sudo without a password: the probe never starts.
+        struct RefusingSession: HostSession {
+            func run(_ command: RemoteCommand, onLine: (@Sendable (OutputLine) -> Void)?) async throws(SSHError) -> CommandResult {
+                CommandResult(stdout: Data(), stderr: Data("sudo: a password is required\n".utf8), exitStatus: 1, exitSignal: nil, duration: .zero)
+            }
+            func close() async {}
+        }
+        let runner = PlaybookRunner(targets: targets(["app1"]), options: RunOptions(playbookDirectory: scratch.path)) { _ throws(SSHError) in
+            RefusingSession()
+        }
+        let report = await runner.run(try playbook("- { name: a, hosts: all, command: 'true' }\n"))
+        #expect(report.hosts[0].status == .failed)
+        #expect(report.hosts[0].error == "probing the host failed: sudo: a password is required")
+    }
+
     @Test func unreachableHostsAreReportedAsSuch() async throws {
         let book = try playbook("- { name: one, hosts: all, command: 'true' }\n")
         let report = await runner(["app1", "app2"], unreachable: ["app2"]).run(book)
