@@ -41,7 +41,7 @@ struct LabCommand: AsyncParsableCommand {
     )
 
     struct InventoryOption: ParsableArguments {
-        @Option(name: .long, help: "The inventory file that describes the lab.")
+        @Option(name: [.short, .long], help: "The inventory file that describes the lab.")
         var inventory: String = InventoryLoader.defaultPath
 
         func lab(nat: Bool = false) throws -> LocalLab {

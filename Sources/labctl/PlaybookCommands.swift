@@ -238,3 +238,32 @@ struct Deploy: AsyncParsableCommand {
         if report.exitCode != .ok { throw ExitCode(report.exitCode.rawValue) }
     }
 }
+
+struct UpCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "up",
+        abstract: "The whole lab: provision, then deploy.",
+        discussion: """
+            Runs `labctl provision` and then `labctl deploy` on the inventory's hosts,
+            stopping after the first that fails. On the local lab:
+              sudo labctl lab up && labctl up
+            """)
+
+    @OptionGroup var inventoryOptions: InventoryOptions
+    @OptionGroup var connection: ConnectionOptions
+    @OptionGroup var runOptions: PlaybookRunOptions
+
+    func run() async throws {
+        let inventory = try inventoryOptions.load()
+        for playbook in ["provision", "deploy"] {
+            let report = try await PlaybookInvocation.run(
+                playbook, inventory: inventory, options: runOptions, connection: connection, verbose: inventoryOptions.verbose)
+            if report.exitCode != .ok { throw ExitCode(report.exitCode.rawValue) }
+            Terminal.line("")
+        }
+        if let domain = inventory.domain, let proxy = inventory.proxyHosts.first {
+            Terminal.line("The lab is up: http://\(domain)/ (the proxy is \(proxy.address)).".green.bold)
+            Terminal.line("To open it in a browser here, add the domain to your hosts file: sudo labctl hosts --apply")
+        }
+    }
+}
