@@ -201,24 +201,36 @@ struct Run: AsyncParsableCommand {
     }
 }
 
-struct Provision: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Prepare every host: base packages, hosts file, nginx on the proxy, Node on the app servers.",
-        discussion: "Runs playbooks/provision.yml. Safe to run again: a second run changes nothing.")
+/// A verb that runs one of the shipped playbooks by name.
+protocol NamedPlaybookCommand: AsyncParsableCommand {
+    static var playbookName: String { get }
+    var inventoryOptions: InventoryOptions { get }
+    var connection: ConnectionOptions { get }
+    var runOptions: PlaybookRunOptions { get }
+}
 
-    @OptionGroup var inventoryOptions: InventoryOptions
-    @OptionGroup var connection: ConnectionOptions
-    @OptionGroup var runOptions: PlaybookRunOptions
-
+extension NamedPlaybookCommand {
     func run() async throws {
         let inventory = try inventoryOptions.load()
         let report = try await PlaybookInvocation.run(
-            "provision", inventory: inventory, options: runOptions, connection: connection, verbose: inventoryOptions.verbose)
+            Self.playbookName, inventory: inventory, options: runOptions, connection: connection,
+            verbose: inventoryOptions.verbose)
         if report.exitCode != .ok { throw ExitCode(report.exitCode.rawValue) }
     }
 }
 
-struct Deploy: AsyncParsableCommand {
+struct Provision: NamedPlaybookCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Prepare every host: base packages, hosts file, nginx on the proxy, Node on the app servers.",
+        discussion: "Runs playbooks/provision.yml. Safe to run again: a second run changes nothing.")
+    static let playbookName = "provision"
+
+    @OptionGroup var inventoryOptions: InventoryOptions
+    @OptionGroup var connection: ConnectionOptions
+    @OptionGroup var runOptions: PlaybookRunOptions
+}
+
+struct Deploy: NamedPlaybookCommand {
     static let configuration = CommandConfiguration(
         abstract: "Deploy the app on the app servers and the reverse proxy / load balancer on the proxy.",
         discussion: """
@@ -226,17 +238,11 @@ struct Deploy: AsyncParsableCommand {
             server, nginx's config for the lab's domain on the proxy (checked with
             `nginx -t` before it goes live; nginx reloads only when it changed).
             """)
+    static let playbookName = "deploy"
 
     @OptionGroup var inventoryOptions: InventoryOptions
     @OptionGroup var connection: ConnectionOptions
     @OptionGroup var runOptions: PlaybookRunOptions
-
-    func run() async throws {
-        let inventory = try inventoryOptions.load()
-        let report = try await PlaybookInvocation.run(
-            "deploy", inventory: inventory, options: runOptions, connection: connection, verbose: inventoryOptions.verbose)
-        if report.exitCode != .ok { throw ExitCode(report.exitCode.rawValue) }
-    }
 }
 
 struct UpCommand: AsyncParsableCommand {
