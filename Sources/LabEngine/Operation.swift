@@ -88,7 +88,8 @@ enum FileCommands {
             "else echo kind=none; fi",
         ]
         if parent {
-            lines.append(#"d=$(dirname "$p"); if [ -d "$d" ]; then echo parent=dir; else echo parent=none; fi"#)
+            // Parameter expansion rather than dirname: one process fewer per step.
+            lines.append(#"case "$p" in */*) d="${p%/*}";; *) d=.;; esac; if [ -d "${d:-/}" ]; then echo parent=dir; else echo parent=none; fi"#)
         }
         return lines.joined(separator: "\n")
     }
