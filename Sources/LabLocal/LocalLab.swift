@@ -48,7 +48,9 @@ public struct LocalLab: Sendable {
             throw .upWithOtherNetwork(lab: definition.name, subnet: previous.subnet, bridge: previous.bridge)
         }
 
-        // Hosts that run are left alone; the remains of hosts that stopped are cleared first.
+        // Hosts that run are left alone. A host that stopped (its processes killed, the
+        // machine restarted) keeps its disk, its upper dir, like a machine that is powered on
+        // again; its runtime remains (cgroups, mount, namespace) are cleared first.
         var running: Set<String> = []
         for host in state.hosts where isRunning(host) {
             running.insert(host.name)
@@ -72,7 +74,7 @@ public struct LocalLab: Sendable {
         }
         let toStart = lab.hosts.filter { !running.contains($0.name) }
         for host in toStart {
-            if let old = state.hosts.first(where: { $0.name == host.name }) { await removeHost(old) }
+            if let old = state.hosts.first(where: { $0.name == host.name }) { await removeHost(old, keepDisk: true) }
         }
         state.hosts.removeAll { host in toStart.contains { $0.name == host.name } && !running.contains(host.name) }
         let newStates = toStart.map {
@@ -281,8 +283,9 @@ public struct LocalLab: Sendable {
     }
 
     /// Stops one host (only processes the lab started, by PID) and removes its cgroups,
-    /// overlay, network namespace, veth and state directory.
-    func removeHost(_ host: HostState) async {
+    /// overlay mount, network namespace, veth and, unless `keepDisk`, its state directory
+    /// with its upper dir.
+    func removeHost(_ host: HostState, keepDisk: Bool = false) async {
         // The supervisor first, so it does not boot the host again.
         if let pid = Machine.readPID(host.supervisorPIDFile), isSupervisor(pid, of: host) {
             Machine.signal(pid, SIGKILL)
@@ -307,7 +310,13 @@ public struct LocalLab: Sendable {
         try? Machine.unmount(host.merged)
         await Network.removeHostNetwork(state: host)
         Machine.removeTree("/run/systemd/nspawn/propagate/" + host.machine)
-        if !Machine.isMountPoint(host.merged) { Machine.removeTree(host.directory) }
+        if keepDisk {
+            for file in [host.supervisorPIDFile, host.nspawnPIDFile, host.directory + "/exit-status"] {
+                Machine.removeTree(file)
+            }
+        } else if !Machine.isMountPoint(host.merged) {
+            Machine.removeTree(host.directory)
+        }
     }
 
     /// The bridge, NAT, the lab's cgroup parents and its state directory.

@@ -111,6 +111,24 @@ struct LocalLabTests {
         #expect(leftovers() == [])
     }
 
+    @Test func upStartsAKilledHostAgainWithItsFilesAndIdentity() async throws {
+        try await withLabUp {
+            #expect(try await run("beta", "echo kept > /home/ubuntu/note").succeeded)
+            let knownHosts = try String(contentsOfFile: lab.definition.knownHostsPath, encoding: .utf8)
+            let beta = hostState(lab.definition.hosts[1])
+            kill(try #require(Machine.readPID(beta.nspawnPIDFile)), SIGKILL)
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(try await lab.status().first { $0.name == "beta" }?.running == false)
+
+            try await lab.up()
+            #expect(try await lab.status().allSatisfy(\.running))
+            // Same disk, same host key (strict checking passes against the same known_hosts).
+            #expect(try await run("beta", "cat /home/ubuntu/note").stdoutText == "kept\n")
+            #expect(try String(contentsOfFile: lab.definition.knownHostsPath, encoding: .utf8) == knownHosts)
+        }
+        #expect(leftovers() == [])
+    }
+
     @Test func aHostThatRebootsComesBack() async throws {
         try await withLabUp {
             let before = try #require(try await lab.status().first { $0.name == "gamma" }?.pid)
