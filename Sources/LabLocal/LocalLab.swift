@@ -32,6 +32,20 @@ public struct LocalLab: Sendable {
     {
         let lab = try definition.validated()
         guard Machine.isRoot else { throw .notRoot(action: "labctl lab up") }
+        try await Machine.withLock(lockPath, waiting: { progress(LabProgress(.detail, "waiting for another labctl working on this lab")) }) { () throws(LabError) in
+            try await upLocked(lab, rebuild: rebuild, progress: progress)
+        }
+    }
+
+    /// Where concurrent labctl runs on one lab wait for each other (/run/lock is cleared at boot).
+    var lockPath: String {
+        let directory = FileManager.default.fileExists(atPath: "/run/lock") ? "/run/lock" : NSTemporaryDirectory()
+        return directory + "/labctl-lab-\(definition.name).lock"
+    }
+
+    private func upLocked(_ lab: ValidatedLab, rebuild: Bool, progress: @escaping @Sendable (LabProgress) -> Void)
+        async throws(LabError)
+    {
         try Preflight.checkCgroupLayout()
         try await Preflight.ensureTools(Preflight.upTools + (definition.nat ? Preflight.natTools : []), progress: progress)
         try lab.checkCollisions(with: try await Preflight.machineNetworks())
@@ -255,6 +269,12 @@ public struct LocalLab: Sendable {
     /// after an interrupted `up`, and after the hosts' processes were killed.
     public func down(progress: @escaping @Sendable (LabProgress) -> Void = { _ in }) async throws(LabError) {
         guard Machine.isRoot else { throw .notRoot(action: "labctl lab down") }
+        try await Machine.withLock(lockPath, waiting: { progress(LabProgress(.detail, "waiting for another labctl working on this lab")) }) { () throws(LabError) in
+            try await downLocked(progress: progress)
+        }
+    }
+
+    private func downLocked(progress: @escaping @Sendable (LabProgress) -> Void) async throws(LabError) {
         var state = try LabState.load(stateDirectory: definition.stateDirectory)
         if state == nil {
             // No record: look for the objects by the names `up` would have given them.

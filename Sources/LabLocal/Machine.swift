@@ -188,6 +188,28 @@ enum Machine {
         try? FileManager.default.removeItem(atPath: path)
     }
 
+    // MARK: locks
+
+    /// Holds an exclusive lock on `path` while `body` runs, so two labctl runs never change
+    /// one lab at once. flock(2) directly: the lock lives as long as the open file, which a
+    /// child process could not hold for us. O_CLOEXEC keeps it out of the hosts' supervisors.
+    static func withLock<T>(
+        _ path: String, waiting: @Sendable () -> Void, _ body: () async throws(LabError) -> T
+    ) async throws(LabError) -> T {
+        let fd = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw .fileAccess(path: path, reason: "cannot be opened as a lock file") }
+        defer { close(fd) }
+        var told = false
+        while flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            if !told {
+                waiting()
+                told = true
+            }
+            try? await Task.sleep(for: .milliseconds(100))
+        }
+        return try await body()
+    }
+
     // MARK: network
 
     /// Whether something answers on `address`:`port` with an SSH banner within `timeout`.
