@@ -49,7 +49,7 @@ struct BaseImage: Sendable {
     /// An overlay mount that has the base as its lower layer (a running host of any lab):
     /// replacing the base under it would corrupt that host's view of its files.
     func overlayUsingBase() -> String? {
-        guard let text = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else { return nil }
+        guard let text = Machine.readKernelFile("/proc/self/mountinfo") else { return nil }
         for line in text.split(separator: "\n") where line.contains("lowerdir=\(directory),") || line.hasSuffix("lowerdir=\(directory)") {
             return line.split(separator: " ").dropFirst(4).first.map(String.init) ?? "an overlay"
         }

@@ -277,7 +277,7 @@ struct LocalLabTests {
         let links = (try? FileManager.default.contentsOfDirectory(atPath: "/sys/class/net")) ?? []
         let veths = Set(lab.definition.hosts.map { hostState($0).veth })
         found += links.filter { veths.contains($0) || $0 == lab.definition.bridge }.map { "link \($0)" }
-        let mounts = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
+        let mounts = Machine.readKernelFile("/proc/self/mountinfo") ?? ""
         found += mounts.split(separator: "\n").filter { $0.contains(lab.definition.stateDirectory) }.map {
             "mount \($0)"
         }
