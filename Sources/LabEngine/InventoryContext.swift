@@ -58,6 +58,8 @@ public enum InventoryContext {
                 "from_git": .bool(source["kind"] == .string("git")), "from_path": .bool(source["kind"] == .string("path")),
             ])
         }
+        // Mustache cannot count: the template needs to know whether an upstream is wanted.
+        root["load_balanced"] = .bool(inventory.appHosts.count > 1)
         return root
     }
 

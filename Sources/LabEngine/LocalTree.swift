@@ -15,7 +15,13 @@ public struct LocalTree: Sendable, Hashable {
 
     /// The digest on the host, run inside the directory: every regular file's sha256 and
     /// `./path`, in byte order of the paths, hashed once more.
-    static let remoteDigestPipeline = "find . -type f -print0 | LC_ALL=C sort -z | xargs -0r sha256sum | sha256sum | cut -c1-64"
+    static let remoteDigestPipeline = remoteDigestPipeline(excluding: [])
+
+    /// The same, leaving out the named entries directly inside the directory (an upload's `keep`).
+    static func remoteDigestPipeline(excluding names: [String]) -> String {
+        let prune = names.isEmpty ? "" : "\\( " + names.map { "-path \(Shell.quote("./" + $0))" }.joined(separator: " -o ") + " \\) -prune -o "
+        return "find . \(prune)-type f -print0 | LC_ALL=C sort -z | xargs -0r sha256sum | sha256sum | cut -c1-64"
+    }
 
     public static func load(_ path: String) throws(StepFailure) -> LocalTree {
         let root = URL(fileURLWithPath: path).standardizedFileURL

@@ -138,7 +138,8 @@ public struct StepCompiler: Sendable {
             guard issues.isEmpty else { throw .template(TemplateError(issues: issues)) }
             let path = source.hasPrefix("/") ? source : (playbookDirectory as NSString).appendingPathComponent(source)
             do {
-                operation = UploadOperation(source: try trees.load(path), dest: dest, owner: render(a.owner), group: render(a.group))
+                operation = UploadOperation(
+                    source: try trees.load(path), dest: dest, owner: render(a.owner), group: render(a.group), keep: a.keep)
             } catch {
                 throw .failure(a.src.location, error.message)
             }

@@ -235,17 +235,19 @@ public struct UploadOperation: StepOperation {
     public var dest: String
     public var owner: String?
     public var group: String?
+    public var keep: [String]
 
-    public init(source: LocalTree, dest: String, owner: String? = nil, group: String? = nil) {
+    public init(source: LocalTree, dest: String, owner: String? = nil, group: String? = nil, keep: [String] = []) {
         self.source = source
         self.dest = dest
         self.owner = owner
         self.group = group
+        self.keep = keep
     }
 
     public var probe: String {
         let d = Shell.quote(dest)
-        return "if [ -d \(d) ]; then echo \"digest=$(cd \(d) && \(LocalTree.remoteDigestPipeline))\"; elif [ -e \(d) ]; then echo digest=notdir; else echo digest=none; fi"
+        return "if [ -d \(d) ]; then echo \"digest=$(cd \(d) && \(LocalTree.remoteDigestPipeline(excluding: keep)))\"; elif [ -e \(d) ]; then echo digest=notdir; else echo digest=none; fi"
     }
 
     public func plan(_ facts: Facts) throws(StepFailure) -> StepPlan {
@@ -262,6 +264,10 @@ public struct UploadOperation: StepOperation {
         ]
         if owner != nil || group != nil {
             commands.append("chown -R \(Shell.quote((owner ?? "") + (group.map { ":" + $0 } ?? ""))) \(new)")
+        }
+        for name in keep {
+            let kept = Shell.quote(dest + "/" + name)
+            commands.append("if [ -e \(kept) ] && [ ! -e \(Shell.quote(dest + ".labctl-new/" + name)) ]; then mv \(kept) \(new)/; fi")
         }
         commands += [
             "if [ -e \(d) ]; then mv \(d) \(old); fi",

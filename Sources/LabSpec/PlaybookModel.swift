@@ -189,6 +189,9 @@ public struct UploadArguments: Sendable, Hashable {
     public var dest: TemplateArgument
     public var owner: TemplateArgument?
     public var group: TemplateArgument?
+    /// Names of entries directly inside `dest` that the host makes itself (node_modules, a
+    /// lock file): left out of the comparison and carried over when a new copy replaces the old.
+    public var keep: [String] = []
 }
 
 public struct WaitForArguments: Sendable, Hashable {

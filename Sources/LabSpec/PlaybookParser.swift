@@ -73,7 +73,7 @@ public enum PlaybookParser {
         "service": ["name", "enabled", "state", "daemon_reload"],
         "command": ["run", "creates", "unless", "chdir", "timeout"],
         "git": ["repo", "dest", "ref"],
-        "upload": ["src", "dest", "owner", "group"],
+        "upload": ["src", "dest", "owner", "group", "keep"],
         "wait_for": ["port", "host", "url", "timeout"],
     ]
 
@@ -514,8 +514,15 @@ private struct IssueCollector {
     mutating func upload(_ args: inout Arguments) -> StepAction? {
         let src = text("src", args, required: true)
         let dest = text("dest", args, required: true)
+        var keep: [String] = []
+        if let (_, value) = args.values["keep"] {
+            keep = (stringList(value, what: "'keep' of upload") ?? []).map(\.value)
+            for name in keep where name.isEmpty || name.contains("/") || name == "." || name == ".." {
+                report("\(args.stepLabel): each entry of 'keep' must be a name directly inside 'dest' (no '/'); got '\(name)'", at: value)
+            }
+        }
         guard let src, let dest else { return nil }
-        return .upload(UploadArguments(src: src, dest: dest, owner: text("owner", args), group: text("group", args)))
+        return .upload(UploadArguments(src: src, dest: dest, owner: text("owner", args), group: text("group", args), keep: keep))
     }
 
     mutating func waitFor(_ args: inout Arguments) -> StepAction? {

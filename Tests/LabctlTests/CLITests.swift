@@ -102,3 +102,28 @@ import Testing
         #expect(missing.stderr.contains("nope.json"))
     }
 }
+
+/// `labctl hosts` on a file of the test's own.
+@Suite struct HostsCommandTests {
+    @Test func applyThenRemoveRestoresTheFile() throws {
+        let folder = try TemporaryDirectory(prefix: "labctl-hosts-cli")
+        defer { folder.remove() }
+        let inventory = folder.file("inventory.json")
+        try #"{ "name": "demo", "domain": "demo.lab", "hosts": [ { "name": "proxy", "address": "198.18.9.10", "roles": ["proxy"] } ] }"#
+            .write(toFile: inventory, atomically: true, encoding: .utf8)
+        let hosts = folder.file("hosts")
+        let original = "127.0.0.1\tlocalhost\n::1 ip6-localhost\n# no newline at the end"
+        try original.write(toFile: hosts, atomically: true, encoding: .utf8)
+
+        let printed = try runLocal([labctlExecutablePath, "hosts", "-i", inventory])
+        #expect(printed.stdout == "198.18.9.10 demo.lab\n")
+        try runLocal([labctlExecutablePath, "hosts", "-i", inventory, "--apply", "--file", hosts])
+        let applied = try String(contentsOfFile: hosts, encoding: .utf8)
+        #expect(applied.contains("\n198.18.9.10 demo.lab\n"))
+        #expect(try String(contentsOfFile: hosts + ".labctl-backup", encoding: .utf8) == original)
+        let again = try runLocal([labctlExecutablePath, "hosts", "-i", inventory, "--apply", "--file", hosts])
+        #expect(again.stdout.contains("already up to date"))
+        try runLocal([labctlExecutablePath, "hosts", "-i", inventory, "--remove", "--file", hosts])
+        #expect(try Data(contentsOf: URL(fileURLWithPath: hosts)) == Data(original.utf8))
+    }
+}
