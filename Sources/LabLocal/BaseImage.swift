@@ -18,7 +18,8 @@ struct BaseImage: Sendable {
     /// Builds the base unless a complete one of this recipe is cached (or `rebuild` is set).
     func ensure(rebuild: Bool, progress: @escaping @Sendable (LabProgress) -> Void) async throws(LabError) {
         if isReady && !rebuild { return }
-        if rebuild, let user = overlayUsingBase() {
+        // Also when the cached base is of an older recipe: it is replaced the same way.
+        if FileManager.default.fileExists(atPath: directory), let user = overlayUsingBase() {
             throw .baseInUse(base: directory, mount: user)
         }
         let mirrors = DebianMirrors.fromMachine()
