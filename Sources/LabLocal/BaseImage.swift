@@ -18,7 +18,8 @@ struct BaseImage: Sendable {
     /// Builds the base unless a complete one of this recipe is cached (or `rebuild` is set).
     func ensure(rebuild: Bool, progress: @escaping @Sendable (LabProgress) -> Void) async throws(LabError) {
         if isReady && !rebuild { return }
-        if rebuild, let user = overlayUsingBase() {
+        // Also when the cached base is of an older recipe: it is replaced the same way.
+        if FileManager.default.fileExists(atPath: directory), let user = overlayUsingBase() {
             throw .baseInUse(base: directory, mount: user)
         }
         let mirrors = DebianMirrors.fromMachine()
@@ -49,7 +50,7 @@ struct BaseImage: Sendable {
     /// An overlay mount that has the base as its lower layer (a running host of any lab):
     /// replacing the base under it would corrupt that host's view of its files.
     func overlayUsingBase() -> String? {
-        guard let text = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else { return nil }
+        guard let text = Machine.readKernelFile("/proc/self/mountinfo") else { return nil }
         for line in text.split(separator: "\n") where line.contains("lowerdir=\(directory),") || line.hasSuffix("lowerdir=\(directory)") {
             return line.split(separator: " ").dropFirst(4).first.map(String.init) ?? "an overlay"
         }

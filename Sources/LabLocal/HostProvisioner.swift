@@ -20,12 +20,15 @@ struct HostProvisioner: Sendable {
         for dir in [state.upper, state.work, state.merged] { try Machine.makeDirectory(dir) }
         try Machine.mountOverlay(lower: basePath, upper: state.upper, work: state.work, at: state.merged)
         try Machine.write(host.name + "\n", to: root + "/etc/hostname")
-        try Machine.write(Self.randomMachineID() + "\n", to: root + "/etc/machine-id", mode: 0o444)
         var hosts = "127.0.0.1\tlocalhost\n127.0.1.1\t\(host.name)\n::1\tlocalhost ip6-localhost ip6-loopback\n"
         for other in allHosts { hosts += "\(other.address)\t\(other.name)\n" }
         try Machine.write(hosts, to: root + "/etc/hosts")
+        // A host started again on its kept disk keeps its identity (machine-id, host key).
         let keyPath = root + "/etc/ssh/ssh_host_ed25519_key"
-        try await Command.run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "root@\(host.name)", "-f", keyPath])
+        if !FileManager.default.fileExists(atPath: keyPath) {
+            try Machine.write(Self.randomMachineID() + "\n", to: root + "/etc/machine-id", mode: 0o444)
+            try await Command.run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "root@\(host.name)", "-f", keyPath])
+        }
         try await createLogin()
     }
 
@@ -38,8 +41,11 @@ struct HostProvisioner: Sendable {
         }
         // useradd --root edits the host's passwd files without running anything inside it.
         // The password is "*" (no password, not locked): sshd refuses keys for locked accounts.
-        try await Command.run(
-            "useradd", ["--root", root, "--create-home", "--shell", "/bin/bash", "--password", "*", "--groups", "sudo", user])
+        if Self.ids(of: user, passwd: root + "/etc/passwd") == nil {
+            try await Command.run(
+                "useradd",
+                ["--root", root, "--create-home", "--shell", "/bin/bash", "--password", "*", "--groups", "sudo", user])
+        }
         guard let (uid, gid) = Self.ids(of: user, passwd: root + "/etc/passwd") else {
             throw .fileAccess(path: root + "/etc/passwd", reason: "has no entry for \(user) after useradd")
         }
@@ -137,13 +143,24 @@ struct HostProvisioner: Sendable {
 /// The lab's known_hosts file: one line per host address, replaced on every `up`.
 enum KnownHosts {
     static func record(_ entries: [(address: String, key: String)], in path: String) throws(LabError) {
-        let addresses = Set(entries.map(\.address))
+        var pending = Dictionary(entries.map { ($0.address, "\($0.address) \($0.key)") }, uniquingKeysWith: { $1 })
         let existing = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
-        var lines = existing.split(separator: "\n").map(String.init).filter { line in
-            guard let names = line.split(separator: " ").first else { return true }
-            return !names.split(separator: ",").contains { addresses.contains(String($0)) }
+        // A line naming one of the addresses is replaced where it stands (the first one) or
+        // dropped (any further one, e.g. an old ecdsa key); other lines are kept as they are.
+        var lines: [String] = []
+        var written = Set<String>()
+        for line in existing.split(separator: "\n").map(String.init) {
+            let names = line.split(separator: " ").first.map { $0.split(separator: ",").map(String.init) } ?? []
+            guard let address = names.first(where: { pending[$0] != nil || written.contains($0) }) else {
+                lines.append(line)
+                continue
+            }
+            if let replacement = pending.removeValue(forKey: address) {
+                lines.append(replacement)
+                written.insert(address)
+            }
         }
-        for entry in entries.sorted(by: { $0.address < $1.address }) { lines.append("\(entry.address) \(entry.key)") }
+        lines += pending.sorted { $0.key < $1.key }.map(\.value)
         let directory = (path as NSString).deletingLastPathComponent
         let directoryExisted = FileManager.default.fileExists(atPath: directory)
         try Machine.makeDirectory(directory, mode: 0o700)

@@ -47,6 +47,13 @@ struct HostState: Codable, Sendable, Hashable {
         veth = "vlc" + String(format: "%08x", fnv1a("\(lab)/\(host)"))
     }
 
+    /// Locally administered, unicast, derived from the lab and host names.
+    var macAddress: String {
+        let hash = fnv1a("mac:" + machine)
+        let bytes = [0x02, 0x1c, UInt8(hash >> 24), UInt8(hash >> 16 & 0xff), UInt8(hash >> 8 & 0xff), UInt8(hash & 0xff)]
+        return bytes.map { String(format: "%02x", $0) }.joined(separator: ":")
+    }
+
     var merged: String { directory + "/merged" }
     var upper: String { directory + "/upper" }
     var work: String { directory + "/work" }

@@ -32,6 +32,20 @@ public struct LocalLab: Sendable {
     {
         let lab = try definition.validated()
         guard Machine.isRoot else { throw .notRoot(action: "labctl lab up") }
+        try await Machine.withLock(lockPath, waiting: { progress(LabProgress(.detail, "waiting for another labctl working on this lab")) }) { () throws(LabError) in
+            try await upLocked(lab, rebuild: rebuild, progress: progress)
+        }
+    }
+
+    /// Where concurrent labctl runs on one lab wait for each other (/run/lock is cleared at boot).
+    var lockPath: String {
+        let directory = FileManager.default.fileExists(atPath: "/run/lock") ? "/run/lock" : NSTemporaryDirectory()
+        return directory + "/labctl-lab-\(definition.name).lock"
+    }
+
+    private func upLocked(_ lab: ValidatedLab, rebuild: Bool, progress: @escaping @Sendable (LabProgress) -> Void)
+        async throws(LabError)
+    {
         try Preflight.checkCgroupLayout()
         try await Preflight.ensureTools(Preflight.upTools + (definition.nat ? Preflight.natTools : []), progress: progress)
         try lab.checkCollisions(with: try await Preflight.machineNetworks())
@@ -48,7 +62,9 @@ public struct LocalLab: Sendable {
             throw .upWithOtherNetwork(lab: definition.name, subnet: previous.subnet, bridge: previous.bridge)
         }
 
-        // Hosts that run are left alone; the remains of hosts that stopped are cleared first.
+        // Hosts that run are left alone. A host that stopped (its processes killed, the
+        // machine restarted) keeps its disk, its upper dir, like a machine that is powered on
+        // again; its runtime remains (cgroups, mount, namespace) are cleared first.
         var running: Set<String> = []
         for host in state.hosts where isRunning(host) {
             running.insert(host.name)
@@ -72,7 +88,7 @@ public struct LocalLab: Sendable {
         }
         let toStart = lab.hosts.filter { !running.contains($0.name) }
         for host in toStart {
-            if let old = state.hosts.first(where: { $0.name == host.name }) { await removeHost(old) }
+            if let old = state.hosts.first(where: { $0.name == host.name }) { await removeHost(old, keepDisk: true) }
         }
         state.hosts.removeAll { host in toStart.contains { $0.name == host.name } && !running.contains(host.name) }
         let newStates = toStart.map {
@@ -253,6 +269,12 @@ public struct LocalLab: Sendable {
     /// after an interrupted `up`, and after the hosts' processes were killed.
     public func down(progress: @escaping @Sendable (LabProgress) -> Void = { _ in }) async throws(LabError) {
         guard Machine.isRoot else { throw .notRoot(action: "labctl lab down") }
+        try await Machine.withLock(lockPath, waiting: { progress(LabProgress(.detail, "waiting for another labctl working on this lab")) }) { () throws(LabError) in
+            try await downLocked(progress: progress)
+        }
+    }
+
+    private func downLocked(progress: @escaping @Sendable (LabProgress) -> Void) async throws(LabError) {
         var state = try LabState.load(stateDirectory: definition.stateDirectory)
         if state == nil {
             // No record: look for the objects by the names `up` would have given them.
@@ -281,8 +303,9 @@ public struct LocalLab: Sendable {
     }
 
     /// Stops one host (only processes the lab started, by PID) and removes its cgroups,
-    /// overlay, network namespace, veth and state directory.
-    func removeHost(_ host: HostState) async {
+    /// overlay mount, network namespace, veth and, unless `keepDisk`, its state directory
+    /// with its upper dir.
+    func removeHost(_ host: HostState, keepDisk: Bool = false) async {
         // The supervisor first, so it does not boot the host again.
         if let pid = Machine.readPID(host.supervisorPIDFile), isSupervisor(pid, of: host) {
             Machine.signal(pid, SIGKILL)
@@ -307,7 +330,13 @@ public struct LocalLab: Sendable {
         try? Machine.unmount(host.merged)
         await Network.removeHostNetwork(state: host)
         Machine.removeTree("/run/systemd/nspawn/propagate/" + host.machine)
-        if !Machine.isMountPoint(host.merged) { Machine.removeTree(host.directory) }
+        if keepDisk {
+            for file in [host.supervisorPIDFile, host.nspawnPIDFile, host.directory + "/exit-status"] {
+                Machine.removeTree(file)
+            }
+        } else if !Machine.isMountPoint(host.merged) {
+            Machine.removeTree(host.directory)
+        }
     }
 
     /// The bridge, NAT, the lab's cgroup parents and its state directory.

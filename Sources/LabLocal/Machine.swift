@@ -9,19 +9,36 @@ import Foundation
 enum Machine {
     static var isRoot: Bool { geteuid() == 0 }
 
+    /// Reads a /proc or /sys file whole. Foundation's file reading stops after the first read
+    /// for files that report size 0, which /proc files do: /proc/self/mountinfo came back cut
+    /// at 4 KB once other labs' mounts made it longer, and mounts went unnoticed.
+    static func readKernelFile(_ path: String) -> String? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = read(fd, &buffer, buffer.count)
+            if count < 0 && errno == EINTR { continue }
+            if count < 0 { return nil }
+            if count == 0 { break }
+            bytes += buffer[0..<count]
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
     // MARK: processes
 
     /// The process's command line, or nil if it does not exist.
     static func commandLine(of pid: Int32) -> [String]? {
-        guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline"), !data.isEmpty else {
-            return nil
-        }
-        return data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+        guard let text = readKernelFile("/proc/\(pid)/cmdline"), !text.isEmpty else { return nil }
+        return text.split(separator: "\0").map(String.init)
     }
 
     /// Whether `pid` is alive and not a zombie.
     static func isAlive(_ pid: Int32) -> Bool {
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+        guard let stat = readKernelFile("/proc/\(pid)/stat"),
             let close = stat.lastIndex(of: ")")
         else { return false }
         let state = stat[stat.index(close, offsetBy: 2)...].prefix(1)
@@ -50,7 +67,7 @@ enum Machine {
         let base = "\(cgroupRoot)/systemd/\(relative)"
         var result: [Int32] = []
         for dir in directoriesDeepestFirst(base) {
-            if let text = try? String(contentsOfFile: dir + "/cgroup.procs", encoding: .utf8) {
+            if let text = readKernelFile(dir + "/cgroup.procs") {
                 result += text.split(separator: "\n").compactMap { Int32($0) }
             }
         }
@@ -98,11 +115,11 @@ enum Machine {
 
     static func memoryInUse(cgroup relative: String) -> UInt64? {
         let dir = "\(cgroupRoot)/memory/\(relative)"
-        guard let usageText = try? String(contentsOfFile: dir + "/memory.usage_in_bytes", encoding: .utf8),
+        guard let usageText = readKernelFile(dir + "/memory.usage_in_bytes"),
             let usage = UInt64(usageText.trimmingCharacters(in: .whitespacesAndNewlines))
         else { return nil }
         var inactiveFile: UInt64 = 0
-        if let stat = try? String(contentsOfFile: dir + "/memory.stat", encoding: .utf8) {
+        if let stat = readKernelFile(dir + "/memory.stat") {
             for line in stat.split(separator: "\n") where line.hasPrefix("total_inactive_file ") {
                 inactiveFile = UInt64(line.split(separator: " ").last ?? "") ?? 0
             }
@@ -113,7 +130,7 @@ enum Machine {
     // MARK: mounts
 
     static func isMountPoint(_ path: String) -> Bool {
-        guard let text = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else { return false }
+        guard let text = readKernelFile("/proc/self/mountinfo") else { return false }
         return text.split(separator: "\n").contains { line in
             let fields = line.split(separator: " ")
             return fields.count > 4 && fields[4] == path
@@ -186,6 +203,28 @@ enum Machine {
 
     static func removeTree(_ path: String) {
         try? FileManager.default.removeItem(atPath: path)
+    }
+
+    // MARK: locks
+
+    /// Holds an exclusive lock on `path` while `body` runs, so two labctl runs never change
+    /// one lab at once. flock(2) directly: the lock lives as long as the open file, which a
+    /// child process could not hold for us. O_CLOEXEC keeps it out of the hosts' supervisors.
+    static func withLock<T>(
+        _ path: String, waiting: @Sendable () -> Void, _ body: () async throws(LabError) -> T
+    ) async throws(LabError) -> T {
+        let fd = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw .fileAccess(path: path, reason: "cannot be opened as a lock file") }
+        defer { close(fd) }
+        var told = false
+        while flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            if !told {
+                waiting()
+                told = true
+            }
+            try? await Task.sleep(for: .milliseconds(100))
+        }
+        return try await body()
     }
 
     // MARK: network

@@ -19,8 +19,10 @@ enum Network {
         async throws(LabError)
     {
         try await Command.run("ip", ["netns", "add", state.netns])
+        // eth0 keeps one MAC address across restarts of the host: the machine's ARP entry for
+        // the host's address stays right (a new MAC would leave it stale for half a minute).
         let outside = """
-            link add \(state.veth) type veth peer name eth0 netns \(state.netns)
+            link add \(state.veth) type veth peer name eth0 address \(state.macAddress) netns \(state.netns)
             link set \(state.veth) master \(bridge)
             link set \(state.veth) up
 
@@ -64,7 +66,7 @@ enum Network {
     static func enableNAT(lab: String, subnet: IPv4Subnet, bridge: String) async throws(LabError) -> NATState {
         let table = natTable(lab: lab)
         let forwardPath = "/proc/sys/net/ipv4/ip_forward"
-        let before = ((try? String(contentsOfFile: forwardPath, encoding: .utf8)) ?? "0")
+        let before = (Machine.readKernelFile(forwardPath) ?? "0")
             .trimmingCharacters(in: .whitespacesAndNewlines)
         let rules = """
             table ip \(table) {

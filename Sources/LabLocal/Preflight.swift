@@ -47,7 +47,7 @@ enum Preflight {
     /// and of the cgroup2 `unified` one (the hybrid layout of machines whose PID 1 is not
     /// systemd, like these containers and CI). Other layouts are refused rather than half-used.
     static func checkCgroupLayout(mountsText: String? = nil) throws(LabError) {
-        let text = mountsText ?? ((try? String(contentsOfFile: "/proc/self/mounts", encoding: .utf8)) ?? "")
+        let text = mountsText ?? (Machine.readKernelFile("/proc/self/mounts") ?? "")
         var types: [String: String] = [:]
         for line in text.split(separator: "\n") {
             let fields = line.split(separator: " ")

@@ -41,7 +41,7 @@ struct LabCommand: AsyncParsableCommand {
     )
 
     struct InventoryOption: ParsableArguments {
-        @Option(name: .long, help: "The inventory file that describes the lab.")
+        @Option(name: [.short, .long], help: "The inventory file that describes the lab.")
         var inventory: String = InventoryLoader.defaultPath
 
         func lab(nat: Bool = false) throws -> LocalLab {
@@ -59,8 +59,10 @@ struct LabCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Create and boot the inventory's hosts (hosts already running are left alone).",
             discussion: """
-                Waits until every host answers over SSH. If something fails half-way, what this \
-                run created is removed again.
+                Waits until every host answers over SSH (login with the lab's key, host key checked, \
+                systemd finished booting). A host that stopped (its processes were killed, the \
+                machine restarted) is booted again on its own disk. If something fails half-way, \
+                what this run created is removed again. Hosts run on after labctl exits.
                 """)
 
         @OptionGroup var options: InventoryOption
@@ -87,7 +89,11 @@ struct LabCommand: AsyncParsableCommand {
     struct Down: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Stop the hosts and remove their overlays, namespaces, bridge, cgroups and NAT rules.",
-            discussion: "Safe to run when nothing is up. The cached base stays for the next `up`.")
+            discussion: """
+                The hosts' disks (their changes over the base) go too: the next `up` starts from \
+                the clean base. Safe to run when nothing is up or after a crash; only processes \
+                the lab started are ended. The cached base stays for the next `up`.
+                """)
 
         @OptionGroup var options: InventoryOption
 

@@ -105,7 +105,7 @@ import Testing
     @Test func validateRunsOnTheStagedFileBeforeTheRename() throws {
         let op = FileOperation(path: "/etc/n.conf", content: content, validate: "nginx -t -c %s", backup: false)
         let plan = try op.plan(Facts(["kind": "none", "parent": "dir"]))
-        let validate = plan.commands.firstIndex { $0.contains(#"nginx -t -c "$t""#) }
+        let validate = plan.commands.firstIndex { $0.contains(#"sh -c 'nginx -t -c "$1"' labctl-validate "$t""#) }
         let rename = plan.commands.firstIndex { $0.hasPrefix("mv -f") }
         #expect(validate != nil && rename != nil && validate! < rename!)
     }

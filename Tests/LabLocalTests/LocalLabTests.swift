@@ -111,6 +111,24 @@ struct LocalLabTests {
         #expect(leftovers() == [])
     }
 
+    @Test func upStartsAKilledHostAgainWithItsFilesAndIdentity() async throws {
+        try await withLabUp {
+            #expect(try await run("beta", "echo kept > /home/ubuntu/note").succeeded)
+            let knownHosts = try String(contentsOfFile: lab.definition.knownHostsPath, encoding: .utf8)
+            let beta = hostState(lab.definition.hosts[1])
+            kill(try #require(Machine.readPID(beta.nspawnPIDFile)), SIGKILL)
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(try await lab.status().first { $0.name == "beta" }?.running == false)
+
+            try await lab.up()
+            #expect(try await lab.status().allSatisfy(\.running))
+            // Same disk, same host key (strict checking passes against the same known_hosts).
+            #expect(try await run("beta", "cat /home/ubuntu/note").stdoutText == "kept\n")
+            #expect(try String(contentsOfFile: lab.definition.knownHostsPath, encoding: .utf8) == knownHosts)
+        }
+        #expect(leftovers() == [])
+    }
+
     @Test func aHostThatRebootsComesBack() async throws {
         try await withLabUp {
             let before = try #require(try await lab.status().first { $0.name == "gamma" }?.pid)
@@ -259,7 +277,7 @@ struct LocalLabTests {
         let links = (try? FileManager.default.contentsOfDirectory(atPath: "/sys/class/net")) ?? []
         let veths = Set(lab.definition.hosts.map { hostState($0).veth })
         found += links.filter { veths.contains($0) || $0 == lab.definition.bridge }.map { "link \($0)" }
-        let mounts = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
+        let mounts = Machine.readKernelFile("/proc/self/mountinfo") ?? ""
         found += mounts.split(separator: "\n").filter { $0.contains(lab.definition.stateDirectory) }.map {
             "mount \($0)"
         }
