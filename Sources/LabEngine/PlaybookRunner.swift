@@ -163,7 +163,8 @@ public struct PlaybookRunner: Sendable {
         await withTaskGroup(of: HostReport.self) { group in
             var next = 0
             func startNext() {
-                guard next < hosts.count else { return }
+                // After Ctrl-C no new host is started; those left are reported as cancelled.
+                guard next < hosts.count, !Task.isCancelled else { return }
                 let target = hosts[next]
                 next += 1
                 group.addTask {
@@ -177,7 +178,7 @@ public struct PlaybookRunner: Sendable {
                 startNext()
             }
         }
-        let ordered = hosts.map { reports[$0.name] ?? HostReport(host: $0.name, status: .cancelled) }
+        let ordered = hosts.map { reports[$0.name] ?? HostReport(host: $0.name, status: .cancelled, error: "interrupted") }
         return RunReport(
             playbook: playbook.file, check: options.check, startedAt: started,
             seconds: (ContinuousClock.now - clock).seconds, hosts: ordered)
@@ -219,11 +220,13 @@ struct HostRun {
 
     func run() async -> HostReport {
         let start = ContinuousClock.now
+        if Task.isCancelled { return HostReport(host: host, status: .cancelled, error: "interrupted") }
         progress(.connecting(host: host))
         let session: any HostSession
         do {
             session = try await runner.connector(target)
         } catch {
+            if Task.isCancelled { return HostReport(host: host, status: .cancelled, error: "interrupted") }
             progress(.unreachable(host: host, message: error.summary))
             return HostReport(host: host, status: .unreachable, error: error.summary, seconds: (ContinuousClock.now - start).seconds)
         }

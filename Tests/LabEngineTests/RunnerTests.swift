@@ -277,6 +277,20 @@ import Testing
         #expect(Recap.render(report).contains("cancelled: interrupted"))
     }
 
+    @Test func hostsNotStartedWhenCancelledAreNotStarted() async throws {
+        let book = try playbook("- { name: slow, hosts: all, command: 'sleep 1' }\n")
+        let events = EventLog()
+        let runner = runner(["app1", "app2", "app3"], options: { $0.forks = 1 })
+        let run = Task { await runner.run(book) { events.append($0) } }
+        while !events.names.contains("started slow") { try await Task.sleep(for: .milliseconds(20)) }
+        run.cancel()
+        let report = await run.value
+        // The first host had finished its only step; the others were never started.
+        #expect(report.hosts.map(\.status) == [.ok, .cancelled, .cancelled])
+        #expect(report.hosts.map(\.steps.count) == [1, 0, 0])
+        #expect(events.names.filter { $0 == "connecting" }.count == 1)
+    }
+
     @Test func forksLimitsHostsAtOnce() async throws {
         final class Counter: @unchecked Sendable {
             let lock = NSLock()
