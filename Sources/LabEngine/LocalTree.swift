@@ -12,6 +12,19 @@ public struct LocalTree: Sendable, Hashable {
     public var digest: String
     public var tar: [UInt8]
     public var fileCount: Int
+    /// `sha256  ./path` per file, in the host's order: the digest's input.
+    var listing: [String] = []
+
+    /// The digest without the named entries directly inside the directory, as
+    /// `remoteDigestPipeline(excluding:)` computes it on the host (an upload's `keep`).
+    public func digest(excluding names: [String]) -> String {
+        if names.isEmpty { return digest }
+        let kept = listing.filter { line in
+            let path = line.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: false).last.map(String.init) ?? ""
+            return !names.contains { path == "./" + $0 || path.hasPrefix("./" + $0 + "/") }
+        }
+        return Digest.sha256Hex(kept.joined())
+    }
 
     /// The digest on the host, run inside the directory: every regular file's sha256 and
     /// `./path`, in byte order of the paths, hashed once more.
@@ -63,9 +76,8 @@ public struct LocalTree: Sendable, Hashable {
 
         // The host sorts "./a/b" strings bytewise (LC_ALL=C sort -z): do the same.
         files.sort { Array(("./" + $0.relative).utf8).lexicographicallyPrecedes(Array(("./" + $1.relative).utf8)) }
-        var listing = ""
-        for file in files { listing += "\(Digest.sha256Hex(file.bytes))  ./\(file.relative)\n" }
-        let digest = Digest.sha256Hex(listing)
+        let listing = files.map { "\(Digest.sha256Hex($0.bytes))  ./\($0.relative)\n" }
+        let digest = Digest.sha256Hex(listing.joined())
 
         var tar: [UInt8] = []
         directories.sort { $0.relative < $1.relative }
@@ -76,7 +88,9 @@ public struct LocalTree: Sendable, Hashable {
             try TarWriter.append(name: file.relative, mode: file.mode, mtime: file.mtime, body: file.bytes, to: &tar)
         }
         tar += [UInt8](repeating: 0, count: 1024)
-        return LocalTree(path: root.path, digest: digest, tar: tar, fileCount: files.count)
+        var tree = LocalTree(path: root.path, digest: digest, tar: tar, fileCount: files.count)
+        tree.listing = listing
+        return tree
     }
 }
 

@@ -272,7 +272,7 @@ public struct UploadOperation: StepOperation {
 
     public func plan(_ facts: Facts) throws(StepFailure) -> StepPlan {
         if facts["digest"] == "notdir" { throw StepFailure("\(dest) exists and is not a directory") }
-        if facts["digest"] == source.digest { return .unchanged }
+        if facts["digest"] == source.digest(excluding: keep) { return .unchanged }
         // Unpack beside the target, then swap: the directory is never half old, half new.
         let d = Shell.quote(dest)
         let new = Shell.quote(dest + ".labctl-new")

@@ -171,6 +171,18 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: scratch.file("dest.labctl-old")))
     }
 
+    @Test func keptEntriesDoNotCountOnEitherSide() async throws {
+        let scratch = Scratch()
+        scratch.write("src/package.json", "{}\n")
+        scratch.write("src/node_modules/local-only.js", "x")
+        let op = UploadOperation(source: try LocalTree.load(scratch.file("src")), dest: scratch.file("dest"), keep: ["node_modules"])
+        #expect(try await converge(op).isEmpty == false)
+        scratch.write("dest/node_modules/made-on-the-host.js", "y")
+        #expect(try await converge(op).isEmpty, "node_modules differs, but it is kept")
+        let hostDigest = await shell("cd \(Shell.quote(scratch.file("dest"))) && \(LocalTree.remoteDigestPipeline(excluding: ["node_modules"]))").stdout
+        #expect(hostDigest == op.source.digest(excluding: ["node_modules"]) + "\n")
+    }
+
     @Test func longPathsInTheTar() async throws {
         let scratch = Scratch()
         let deep = (1...12).map { "directory\($0)" }.joined(separator: "/")
