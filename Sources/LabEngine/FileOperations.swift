@@ -118,7 +118,7 @@ protocol TextEdit: StepOperation {
     var backup: Bool { get }
     var options: PlanOptions { get }
     var createsMissingFile: Bool { get }
-    /// The new content, or nil when the file is fine as it is.
+    /// The file's lines after the edit (the same lines when there is nothing to do).
     func edit(_ lines: [String]) throws(StepFailure) -> [String]
 }
 
