@@ -202,11 +202,17 @@ public struct GitOperation: StepOperation {
 
     var refIsCommit: Bool { ref.count == 40 && ref.allSatisfy(\.isHexDigit) }
 
+    /// git in the clone. The clone usually ends up owned by the app's user while labctl works
+    /// as root, and git (2.35.2 and later) refuses a repository another user owns ("dubious
+    /// ownership"); trusting this one directory on the command line, which git honours as
+    /// protected configuration, keeps the check for every other repository.
+    var git: String { "git -c safe.directory=\(Shell.quote(dest)) -C \(Shell.quote(dest))" }
+
     public var probe: String {
         let d = Shell.quote(dest)
         var lines = [
             "command -v git >/dev/null || { echo git=missing; exit 0; }",
-            "if [ -d \(d)/.git ]; then echo \"head=$(git -C \(d) rev-parse HEAD 2>/dev/null)\"",
+            "if [ -d \(d)/.git ]; then echo \"head=$(\(git) rev-parse HEAD 2>/dev/null)\"",
             "elif [ -e \(d) ] && [ -n \"$(ls -A \(d) 2>/dev/null)\" ]; then echo dest=occupied; fi",
         ]
         if refIsCommit {
@@ -229,14 +235,14 @@ public struct GitOperation: StepOperation {
             throw StepFailure("\(repo) has no branch or tag named \(ref)")
         }
         let d = Shell.quote(dest)
-        let checkout = "git -C \(d) checkout --quiet --force --detach \(target)"
+        let checkout = "\(git) checkout --quiet --force --detach \(target)"
         if let head = facts["head"], !head.isEmpty {
             if head == target { return .unchanged }
             // Fetch from the URL given, not from whatever origin says, so that a changed repo
             // argument is honoured.
             return StepPlan(
                 commands: [
-                    "git -C \(d) fetch --quiet \(Shell.quote(repo)) '+refs/heads/*:refs/remotes/origin/*' '+refs/tags/*:refs/tags/*'",
+                    "\(git) fetch --quiet \(Shell.quote(repo)) '+refs/heads/*:refs/remotes/origin/*' '+refs/tags/*:refs/tags/*'",
                     checkout,
                 ],
                 summary: ["move \(dest) from \(head.prefix(12)) to \(target.prefix(12))"])

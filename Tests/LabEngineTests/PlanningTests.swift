@@ -416,7 +416,7 @@ func newContent(_ plan: StepPlan) -> String { String(decoding: plan.stdin, as: U
         let plan = try op.plan(Facts(["target": sha1]))
         #expect(plan.commands == [
             "git clone --quiet --no-checkout https://example.org/app.git /opt/app",
-            "git -C /opt/app checkout --quiet --force --detach \(sha1)",
+            "git -c safe.directory=/opt/app -C /opt/app checkout --quiet --force --detach \(sha1)",
         ])
     }
 
@@ -427,8 +427,8 @@ func newContent(_ plan: StepPlan) -> String { String(decoding: plan.stdin, as: U
     @Test func movedCommitFetchesAndChecksOut() throws {
         let plan = try op.plan(Facts(["head": sha1, "target": sha2]))
         #expect(plan.commands.count == 2)
-        #expect(plan.commands[0].hasPrefix("git -C /opt/app fetch --quiet https://example.org/app.git"))
-        #expect(plan.commands[1] == "git -C /opt/app checkout --quiet --force --detach \(sha2)")
+        #expect(plan.commands[0].hasPrefix("git -c safe.directory=/opt/app -C /opt/app fetch --quiet https://example.org/app.git"))
+        #expect(plan.commands[1] == "git -c safe.directory=/opt/app -C /opt/app checkout --quiet --force --detach \(sha2)")
         #expect(plan.summary == ["move /opt/app from aaaaaaaaaaaa to bbbbbbbbbbbb"])
     }
 

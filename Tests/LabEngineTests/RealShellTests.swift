@@ -136,6 +136,12 @@ import Testing
         let head = await shell("git -C \(Shell.quote(dest)) rev-parse HEAD").stdout
         let want = await shell("git -C \(Shell.quote(origin)) rev-parse main").stdout
         #expect(head == want)
+        // A clone another user owns (the app's user) is still recognised and followed.
+        _ = await shell("chown -R nobody " + Shell.quote(dest))
+        #expect(try await converge(op).isEmpty)
+        _ = await shell("cd \(Shell.quote(origin)) && git -c user.email=t@t -c user.name=t commit -q --allow-empty -m three")
+        #expect(try await converge(op).isEmpty == false)
+        #expect(try await converge(op).isEmpty)
         // A tag is resolved to its commit.
         let tagged = GitOperation(repo: origin, dest: dest, ref: "v1")
         #expect(try await converge(tagged).isEmpty == false)
