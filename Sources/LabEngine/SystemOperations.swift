@@ -56,9 +56,15 @@ public struct PackageOperation: StepOperation {
         let noCandidate = missing.contains { ["", "(none)"].contains(facts["candidate.\($0)"] ?? "") }
         let stale = cacheValidTime.map { limit in age.map { $0 > limit } ?? true } ?? false
         var commands: [String] = []
-        if age == nil || noCandidate || stale { commands.append(Self.update) }
         let wanted = missing.map { names[$0] }
-        commands.append("\(Self.apt) install --no-install-recommends \(Shell.join(wanted))")
+        let install = "\(Self.apt) install --no-install-recommends \(Shell.join(wanted))"
+        if age == nil || noCandidate || stale {
+            commands += [Self.update, install]
+        } else {
+            // An index that knows the package can still be too old for the mirror (a VM image
+            // built months ago: 404 on download): then refresh it once and try again.
+            commands.append("\(install) || { \(Self.update) && \(install); }")
+        }
         return StepPlan(commands: commands, summary: ["install \(wanted.joined(separator: ", "))"])
     }
 }

@@ -15,7 +15,8 @@ import Testing
     @Test func aMissingPackageWithACandidateIsInstalledWithoutUpdate() throws {
         let facts = Facts(["installed.0": "no", "installed.1": "yes", "candidate.0": "1.22.1-9", "candidate.1": "7.88", "lists.age": "99999"])
         let plan = try nginx.plan(facts)
-        #expect(plan.commands == ["DEBIAN_FRONTEND=noninteractive apt-get -q -y -o DPkg::Lock::Timeout=600 install --no-install-recommends nginx"])
+        let install = "DEBIAN_FRONTEND=noninteractive apt-get -q -y -o DPkg::Lock::Timeout=600 install --no-install-recommends nginx"
+        #expect(plan.commands == ["\(install) || { \(PackageOperation.update) && \(install); }"])
         #expect(plan.summary == ["install nginx"])
     }
 
@@ -39,7 +40,9 @@ import Testing
         let stale = try op.plan(Facts(["installed.0": "no", "candidate.0": "1:2.39", "lists.age": "7200"]))
         let fresh = try op.plan(Facts(["installed.0": "no", "candidate.0": "1:2.39", "lists.age": "60"]))
         #expect(stale.commands.count == 2)
+        #expect(stale.commands[0] == PackageOperation.update)
         #expect(fresh.commands.count == 1)
+        #expect(fresh.commands[0].hasPrefix("DEBIAN_FRONTEND=noninteractive apt-get -q -y -o DPkg::Lock::Timeout=600 install"))
     }
 
     @Test func absentRemovesOnlyInstalledOnes() throws {
@@ -58,7 +61,8 @@ import Testing
 
     @Test func oddPackageNamesAreQuoted() throws {
         let plan = try PackageOperation(names: ["nginx;reboot"]).plan(Facts(["installed.0": "no", "candidate.0": "1", "lists.age": "1"]))
-        #expect(plan.commands.last?.hasSuffix(" 'nginx;reboot'") == true)
+        #expect(plan.commands.last?.contains(" install --no-install-recommends 'nginx;reboot' ") == true)
+        #expect(plan.commands.last?.contains(" nginx;reboot") == false)
     }
 }
 

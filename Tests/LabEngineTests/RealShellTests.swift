@@ -227,6 +227,23 @@ import Testing
         #expect(broken.stderr == "E: The repository is not signed.\n")
     }
 
+    @Test func aStaleIndexIsRefreshedOnceWhenTheInstallFails() async throws {
+        // A stand-in apt-get that logs its verbs; the first install fails as with a 404.
+        let scratch = Scratch()
+        scratch.write("bin/apt-get", """
+            #!/bin/sh
+            for a in "$@"; do case "$a" in update|install) echo "$a" >> "$0.log";; esac; done
+            case "$*" in *install*) [ -e "$0.failed" ] || { touch "$0.failed"; echo 'E: Failed to fetch ... 404 Not Found' >&2; exit 100; };; esac
+            exit 0
+
+            """)
+        _ = await shell("chmod +x " + Shell.quote(scratch.file("bin/apt-get")))
+        let plan = try PackageOperation(names: ["nginx"]).plan(Facts(["installed.0": "no", "candidate.0": "1.22", "lists.age": "60"]))
+        let result = await shell("PATH=" + Shell.quote(scratch.file("bin")) + ":$PATH; " + plan.script)
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(scratch.read("bin/apt-get.log") == "install\nupdate\ninstall\n")
+    }
+
     @Test func serviceOnAHostWithoutSystemd() async throws {
         // This build machine's PID 1 is not systemd: the probe must say so and the plan refuse.
         try #require(!FileManager.default.fileExists(atPath: "/run/systemd/system"))
