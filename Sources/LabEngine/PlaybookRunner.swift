@@ -278,6 +278,10 @@ struct HostRun {
         state.notified = []
         var entries: [Entry] = []
         for handler in notified {
+            if let when = handler.when, !target.context.evaluate(when.value) {
+                entries.append(Entry(id: entries.count, step: handler, handler: true, operation: nil, skip: "condition is false: \(when.value.text)"))
+                continue
+            }
             entries.append(Entry(id: entries.count, step: handler, handler: true, operation: try compile(handler, state: &state, handler: true)))
         }
         try await execute(entries, state: &state)

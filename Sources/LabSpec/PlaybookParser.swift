@@ -226,6 +226,12 @@ private struct IssueCollector {
         if isHandler, hostsSeen, let value = mapping["hosts"] {
             report("a handler takes no 'hosts'; it runs on the hosts that notified it", at: value)
         }
+        if isHandler, let value = mapping["notify"] {
+            report("a handler cannot notify other handlers; list them in the step's notify instead (handlers run in the order they are written)", at: value)
+        }
+        if isHandler, let value = mapping["flush_handlers"] {
+            report("flush_handlers is a step, not a handler", at: value)
+        }
         var action: StepAction?
         switch typeEntries.count {
         case 0:

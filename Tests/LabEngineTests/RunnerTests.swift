@@ -168,6 +168,19 @@ import Testing
         #expect(await runner.run(book).hosts[0].roundTrips == 1)
     }
 
+    @Test func aHandlerWithAFalseConditionIsSkipped() async throws {
+        let yaml = """
+            steps:
+              - { name: a, hosts: all, command: "true", notify: [h1, h2] }
+            handlers:
+              - { name: h1, when: "host.name == 'nobody'", command: "echo h1 >> {{vars.root}}/log" }
+              - { name: h2, command: "echo h2 >> {{vars.root}}/log" }
+            """
+        let report = await runner(["app1"]).run(try playbook(yaml))
+        #expect(report.hosts[0].steps.map(\.status) == [.changed, .skipped, .changed])
+        #expect(scratch.read("app1/log") == "h2\n")
+    }
+
     @Test func checkModeChangesNothing() async throws {
         let book = try playbook(Self.site)
         let report = await runner(["app1"], options: { $0.check = true }).run(book)

@@ -175,6 +175,12 @@ import Testing
         #expect(issues("- { name: now, hosts: all, flush_handlers: false }\n") == ["site.yml:1:44: 'flush_handlers' takes only true"])
     }
 
+    @Test func handlersCannotNotify() {
+        #expect(issues("steps: []\nhandlers:\n  - { name: h, command: x, notify: other }\n") == [
+            "site.yml:3:36: a handler cannot notify other handlers; list them in the step's notify instead (handlers run in the order they are written)"
+        ])
+    }
+
     @Test(arguments: badInputs.indices)
     func badInput(_ index: Int) {
         let (yaml, expected) = Self.badInputs[index]
