@@ -269,7 +269,7 @@ struct HostRun {
         await session.close()
         return HostReport(
             host: host, status: status, error: failure, steps: state.results, connectSeconds: connectSeconds,
-            roundTrips: state.roundTrips, seconds: (ContinuousClock.now - start).seconds)
+            roundTrips: state.roundTrips, probeSeconds: state.probeSeconds, seconds: (ContinuousClock.now - start).seconds)
     }
 
     /// The handlers notified since they last ran, once each, in the order the playbook lists them.
@@ -302,6 +302,7 @@ struct HostRun {
         var results: [StepResult] = []
         var notified: Set<String> = []
         var roundTrips = 0
+        var probeSeconds = 0.0
 
         mutating func record(_ result: StepResult, progress: @Sendable (RunEvent) -> Void, host: String) {
             results.append(result)
@@ -386,6 +387,8 @@ struct HostRun {
         if probes.isEmpty { return [:] }
         let script = ProbeScript(probes: probes)
         state.roundTrips += 1
+        let started = ContinuousClock.now
+        defer { state.probeSeconds += (ContinuousClock.now - started).seconds }
         let result: CommandResult
         do {
             // The script goes on stdin: one command-line argument is limited to 128 KiB on

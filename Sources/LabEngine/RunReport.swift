@@ -54,15 +54,22 @@ public struct HostReport: Sendable, Codable, Hashable {
     public var connectSeconds: Double
     /// Commands sent over the session (probes and applies): 1 on a host with nothing to do.
     public var roundTrips: Int
+    /// Time spent in commands that only looked (the shared probe of all steps; a step's own
+    /// `seconds` is its planning and applying).
+    public var probeSeconds: Double
     public var seconds: Double
 
-    public init(host: String, status: HostStatus, error: String? = nil, steps: [StepResult] = [], connectSeconds: Double = 0, roundTrips: Int = 0, seconds: Double = 0) {
+    public init(
+        host: String, status: HostStatus, error: String? = nil, steps: [StepResult] = [], connectSeconds: Double = 0,
+        roundTrips: Int = 0, probeSeconds: Double = 0, seconds: Double = 0
+    ) {
         self.host = host
         self.status = status
         self.error = error
         self.steps = steps
         self.connectSeconds = connectSeconds
         self.roundTrips = roundTrips
+        self.probeSeconds = probeSeconds
         self.seconds = seconds
     }
 

@@ -124,6 +124,7 @@ import Testing
         let second = await runner(["app1", "app2", "app3"], sessions: sessions).run(book)
         #expect(second.changedCount == 0)
         #expect(second.hosts.allSatisfy { $0.roundTrips == 1 })
+        #expect(second.hosts.allSatisfy { $0.probeSeconds > 0 && $0.probeSeconds <= $0.seconds })
         #expect(second.hosts.allSatisfy { $0.steps.map(\.status) == [.ok, .ok, .ok] })
         #expect(scratch.read("app2/handler") == "ran\n", "the handler ran once, and not on the run without changes")
     }
