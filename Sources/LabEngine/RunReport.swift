@@ -127,7 +127,8 @@ public enum Recap {
         for host in report.hosts {
             rows.append([
                 host.host, "\(host.count(.ok))", "\(host.count(.changed))", "\(host.count(.failed))", "\(host.count(.skipped))",
-                host.status == .ok ? "ok" : host.status.rawValue + (host.error.map { ": \($0)" } ?? ""),
+                // One line per host, whatever the error said.
+                host.status == .ok ? "ok" : host.status.rawValue + (host.error.map { ": " + $0.split(separator: "\n").joined(separator: " | ") } ?? ""),
             ])
         }
         let widths = (0..<5).map { column in rows.map { $0[column].count }.max() ?? 0 }

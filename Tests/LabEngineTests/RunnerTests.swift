@@ -203,17 +203,18 @@ import Testing
     @Test func aFailingHostStopsTheOthersGoOn() async throws {
         let yaml = """
             - { name: one, hosts: all, command: "echo one >> {{vars.root}}/log" }
-            - { name: boom, hosts: app2, command: "echo broken >&2; exit 3" }
+            - { name: boom, hosts: app2, command: "echo broken >&2; echo twice >&2; exit 3" }
             - { name: three, hosts: all, command: "echo three >> {{vars.root}}/log" }
             """
         let report = await runner(["app1", "app2"]).run(try playbook(yaml))
         #expect(report.exitCode == .hostFailed)
         #expect(report.hosts[0].status == .ok)
         #expect(report.hosts[1].status == .failed)
-        #expect(report.hosts[1].error == "boom: broken")
+        #expect(report.hosts[1].error == "boom: broken\ntwice")
         #expect(report.hosts[1].steps.map(\.status) == [.changed, .failed])
         #expect(scratch.read("app1/log") == "one\nthree\n")
         #expect(scratch.read("app2/log") == "one\n")
+        #expect(Recap.render(report).contains("  failed: boom: broken | twice\n"))
     }
 
     @Test func aProbeThatCannotStartSaysWhy() async throws {
