@@ -141,7 +141,8 @@ extension VerifyRun {
     private func waitUntilBack(_ server: InventoryHost, proxy: InventoryHost, domain: String, method: Inventory.BalancingMethod) async throws -> String {
         let clock = ContinuousClock()
         let start = clock.now
-        let deadline = start + options.rejoinTimeout
+        let failTimeout = NginxTime.parse(server.upstream.failTimeout) ?? .seconds(10)
+        let deadline = start + max(options.rejoinTimeout, failTimeout + .seconds(10))
         var last = "no request sent"
         while true {
             let probe = await prober.get(address: server.address, port: appPort)
@@ -152,18 +153,27 @@ extension VerifyRun {
             }
             try await Task.sleep(for: .milliseconds(200))
         }
-        let answersDirectly = clock.now - start
+        let answeredAt = clock.now
+        // Each nginx worker keeps its own record of failed servers (unless the upstream has a
+        // shared zone), and skips a failed server for fail_timeout after its last failure. That
+        // failure happened before the server answered again, so once fail_timeout has passed
+        // since then, every worker will try it again; before, one worker may still count it out,
+        // and stopping the next server then leaves that worker with no live server (502s).
+        // nginx compares whole seconds there, so fail_timeout 2s can last almost 3 s.
+        try await clock.sleep(until: answeredAt + failTimeout + .milliseconds(1250))
         // A backup server gets no requests while the others live, and ip_hash sends this client
         // to one server only: for those, answering directly is all that can be seen.
         guard method != .ipHash, !server.upstream.backup else {
-            return "\(server.name) answered directly again after \(Self.ms(answersDirectly.milliseconds))"
+            return "\(server.name) answered directly again after \(Self.ms((answeredAt - start).milliseconds)) "
+                + "(then waited out fail_timeout \(server.upstream.failTimeout))"
         }
         var sent = 0
         while true {
             let probe = await prober.get(address: proxy.address, port: proxyPort, hostHeader: domain)
             sent += 1
             if probe.succeeded, identifier.identify(probe) == server.name {
-                return "\(server.name) back in rotation after \(String(format: "%.1f", (clock.now - start).seconds)) s"
+                return "\(server.name) answered directly \(String(format: "%.1f", (answeredAt - start).seconds)) s after its start "
+                    + "and through the proxy after fail_timeout (\(server.upstream.failTimeout)): back in rotation"
             }
             guard clock.now < deadline else {
                 throw DrillFailure(message: "\(server.name) answers directly again but nginx sent it none of \(sent) requests within \(Int(options.rejoinTimeout.seconds)) s of its restart (fail_timeout: \(server.upstream.failTimeout))")

@@ -60,7 +60,10 @@ struct HTTPProber: Sendable {
         configuration.timeout = .init(connect: .milliseconds(min(millis, 3000)), read: .milliseconds(millis))
         // Every request asks for a fresh connection (Connection: close); pooling would only keep
         // sockets around.
-        configuration.connectionPool = .init(idleTimeout: .seconds(1))
+        configuration.connectionPool = .init(idleTimeout: .seconds(1), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)
+        // A refused connection is the finding (a stopped server, nginx down): report it at once
+        // instead of retrying until the connect timeout, as the client does by default.
+        configuration.connectionPool.retryConnectionEstablishment = false
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
 
