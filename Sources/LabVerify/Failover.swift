@@ -26,6 +26,30 @@ extension VerifyRun {
             }
             return
         }
+        // Every server must answer before any is stopped. Then wait out the longest fail_timeout:
+        // a failure an nginx worker recorded before now (a deploy's restart, a server that was
+        // down a moment ago) could otherwise still count a server out while the drill stops
+        // another, and that worker would answer 502 with no live server left.
+        progress(.note("checking every app server answers, then waiting out fail_timeout before the drill"))
+        let clock = ContinuousClock()
+        let port = appPort
+        let prober = prober
+        let answering = await withTaskGroup(of: (String, Bool).self) { group in
+            for server in servers {
+                group.addTask { (server.name, await prober.get(address: server.address, port: port).succeeded) }
+            }
+            var names: Set<String> = []
+            for await (name, ok) in group where ok { names.insert(name) }
+            return names
+        }
+        let longestFailTimeout = servers.map { NginxTime.parse($0.upstream.failTimeout) ?? .seconds(10) }.max() ?? .seconds(10)
+        do {
+            try await clock.sleep(until: clock.now + longestFailTimeout + .milliseconds(1250))
+        } catch {
+            interrupted = true
+            return
+        }
+
         let load = options.checks.contains(.load) ? options.loadRate.flatMap { rate in
             rate > 0 ? LoadGenerator.start(rate: rate, prober: prober, address: proxy.address, port: proxyPort,
                                            domain: domain, matcher: pageMatcher) : nil
@@ -37,7 +61,7 @@ extension VerifyRun {
                 interrupted = true
                 break
             }
-            await drill(server, proxy: proxy, domain: domain, method: method)
+            await drill(server, proxy: proxy, domain: domain, method: method, answeredBefore: answering.contains(server.name))
         }
 
         if let load {
@@ -58,12 +82,14 @@ extension VerifyRun {
     /// Stops `server`'s service, checks the domain still answers from the others only, starts it
     /// again and waits until it is back. The service is started again on every way out: a
     /// failed step, an error, a cancelled task.
-    private func drill(_ server: InventoryHost, proxy: InventoryHost, domain: String, method: Inventory.BalancingMethod) async {
+    private func drill(
+        _ server: InventoryHost, proxy: InventoryHost, domain: String, method: Inventory.BalancingMethod, answeredBefore: Bool
+    ) async {
         let name = "failover: \(server.name) stopped, the domain still answers"
         progress(.started(.failover, name: name))
         let clock = ContinuousClock()
         let start = clock.now
-        if options.checks.contains(.appDirect) && !answeringDirectly.contains(server.name) {
+        if !answeredBefore {
             record(CheckResult(kind: .failover, name: name, host: server.name, status: .fail,
                                summary: "\(server.name) did not answer before the drill, so it was not stopped"))
             return

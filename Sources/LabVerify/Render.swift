@@ -11,7 +11,7 @@ extension VerifyReport {
         if let domain { heading += " (http://\(domain)/" + (proxy.map { " via \($0)" } ?? "") + ")" }
         out.append(heading)
         out.append("")
-        let nameWidth = min(60, checks.map(\.name.count).max() ?? 0)
+        let nameWidth = min(64, checks.map(\.name.count).max() ?? 0)
         for check in checks {
             let word = style(check.status, Self.word(check.status).padding(toLength: 4, withPad: " ", startingAt: 0))
             let name = check.name.count > nameWidth ? String(check.name.prefix(nameWidth - 1)) + "…" : check.name

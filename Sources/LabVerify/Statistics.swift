@@ -120,7 +120,9 @@ public enum DistributionJudge {
             for server in serving where (counts[server.name] ?? 0) == 0 {
                 problems.append("\(server.name) answered none of \(total) requests")
             }
-            if promisesShares {
+            // A server that answered nothing already explains every other server's larger share.
+            let allUsed = serving.allSatisfy { (counts[$0.name] ?? 0) > 0 }
+            if promisesShares && allUsed {
                 for server in serving {
                     let count = counts[server.name] ?? 0
                     guard count > 0 else { continue }

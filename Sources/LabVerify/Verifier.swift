@@ -116,8 +116,6 @@ final class VerifyRun {
 
     var results: [CheckResult] = []
     var interrupted = false
-    /// App servers that answered check 1.
-    var answeringDirectly: Set<String> = []
     /// The page each app server served directly (check 1), to recognise it through the proxy.
     var directPages: [String: String] = [:]
     var identifier: ServerIdentifier
@@ -220,7 +218,6 @@ final class VerifyRun {
                     + (probe.servedBy.map { ", X-Served-By: \($0)" } ?? "")
             }
             if passed {
-                answeringDirectly.insert(host.name)
                 directPages[host.name] = probe.body
                 if let served = probe.servedBy { servedBy[host.name] = served }
             } else if !probe.body.isEmpty, probe.excerpt == nil {
@@ -252,7 +249,7 @@ final class VerifyRun {
         var start = clock.now
         let activeName = "nginx is active on \(proxy.name)"
         let testName = "nginx -t passes on \(proxy.name)"
-        let includeName = "\(inventory.nginx.confPath) is included on \(proxy.name)"
+        let includeName = "nginx loads \(inventory.nginx.directory)/\(inventory.nginx.confName) on \(proxy.name)"
         progress(.started(.nginx, name: activeName))
         let timeout = options.commandTimeout
         do {

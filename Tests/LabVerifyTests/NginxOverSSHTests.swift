@@ -30,7 +30,7 @@ struct NginxOverSSHTests {
         let test = try #require(report.checks.first { $0.name == "nginx -t passes on proxy" })
         #expect(test.status == .pass, "\(test.summary) \(test.evidence.details)")
         #expect(test.evidence.details.contains { $0.contains("test is successful") })
-        let include = try #require(report.checks.first { $0.name == "/etc/nginx/sites-enabled/default is included on proxy" })
+        let include = try #require(report.checks.first { $0.name == "nginx loads sites-enabled/default on proxy" })
         #expect(include.status == .pass, "\(include.summary)")
         #expect(include.summary.contains("include /etc/nginx/sites-enabled/*;"), "\(include.summary)")
 
