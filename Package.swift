@@ -26,7 +26,7 @@ let package = Package(
         // The Swift face of libssh2: sessions, auth, known_hosts, exec, upload. Nothing lab-specific.
         .target(name: "SSH", dependencies: ["CLibSSH2"]),
         // inventory.json (and later playbooks) as value types, loading and validation.
-        .target(name: "LabSpec"),
+        .target(name: "LabSpec", dependencies: ["Yams"]),
         // Steps, templates, planning (probe -> diff), the parallel runner, the recap.
         .target(
             name: "LabEngine",
@@ -59,11 +59,13 @@ let package = Package(
         ),
         // Shared by the test targets: a private OpenSSH sshd on loopback, key making, the built labctl.
         .target(name: "TestSupport", dependencies: ["SSH"], path: "Tests/TestSupport"),
+        // `swift run -c release ssh-bench`: the SSH executor beside OpenSSH with ControlMaster.
+        .executableTarget(name: "ssh-bench", dependencies: ["SSH", "TestSupport"], path: "bench/SSHBench"),
         .testTarget(name: "SSHTests", dependencies: ["SSH", "TestSupport"]),
         .testTarget(name: "LabSpecTests", dependencies: ["LabSpec"]),
         .testTarget(name: "LabEngineTests", dependencies: ["LabEngine", "TestSupport"]),
         .testTarget(name: "LabLocalTests", dependencies: ["LabLocal", "SSH", "TestSupport"]),
         .testTarget(name: "LabVerifyTests", dependencies: ["LabVerify", "TestSupport"]),
-        .testTarget(name: "LabctlTests", dependencies: ["labctl", "TestSupport"]),
+        .testTarget(name: "LabctlTests", dependencies: ["labctl", "LabEngine", "TestSupport"]),
     ]
 )

@@ -49,11 +49,10 @@ struct KnownHostsFile {
     {
         guard let collection = libssh2_knownhost_init(session) else { return nil }
         defer { libssh2_knownhost_free(collection) }
-        let utf8 = Array(line.utf8)
-        let read = utf8.withUnsafeBufferPointer { buffer in
-            buffer.withMemoryRebound(to: CChar.self) {
-                libssh2_knownhost_readline(collection, $0.baseAddress, $0.count, LIBSSH2_KNOWNHOST_FILE_OPENSSH)
-            }
+        // NUL-terminated on purpose: libssh2 1.10 measures parts of the line with strlen even
+        // though it is given the length, and reads past an unterminated buffer.
+        let read = line.withCString { pointer in
+            libssh2_knownhost_readline(collection, pointer, strlen(pointer), LIBSSH2_KNOWNHOST_FILE_OPENSSH)
         }
         guard read == 0 else { return nil }
         var entry: UnsafeMutablePointer<libssh2_knownhost>?
@@ -67,8 +66,10 @@ struct KnownHostsFile {
         case LIBSSH2_KNOWNHOST_CHECK_MATCH:
             return .match
         case LIBSSH2_KNOWNHOST_CHECK_MISMATCH:
-            var expected = "an other key"
-            if let base64 = entry?.pointee.key, let blob = Data(base64Encoded: String(cString: base64)) {
+            // The line's own key field (hosts, type, key): libssh2 does not hand back the entry on a mismatch.
+            let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+            var expected = "another key"
+            if fields.count >= 3, let blob = Data(base64Encoded: String(fields[2])) {
                 expected = opensshFingerprint(Array(blob))
             }
             return .mismatch(line: 0, expectedFingerprint: expected)

@@ -84,6 +84,8 @@ public struct SSHError: Error, Sendable, CustomStringConvertible {
             return "the SSH session is closed"
         case .cancelled:
             return "cancelled while \(operation.rawValue)"
+        case .protocolError(-2, _), .protocolError(-13, _):
+            return "the server closed the connection before SSH began (is sshd running, and is this an SSH port?)"
         case .protocolError(let code, let message):
             return "\(operation.rawValue) failed: \(message) (libssh2 error \(code))"
         case .localFile(let path, let reason):

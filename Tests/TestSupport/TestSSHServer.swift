@@ -1,5 +1,6 @@
 import Foundation
 import SSH
+import Synchronization
 
 /// A private OpenSSH sshd on 127.0.0.1 for tests: its own port, host key, authorized_keys and
 /// config in a temporary directory. Any local user may log in with `clientKey`.
@@ -13,7 +14,7 @@ public final class TestSSHServer: @unchecked Sendable {
     private let stopped = NSLock()
     nonisolated(unsafe) private var isStopped = false
 
-    /// - Parameter extraConfig: sshd_config lines appended (e.g. "PasswordAuthentication yes").
+    /// - Parameter extraConfig: sshd_config lines, read before the defaults (e.g. "PasswordAuthentication yes").
     public init(extraConfig: String = "", extraAuthorizedKeys: [String] = []) throws {
         let directory = try TemporaryDirectory(prefix: "labctl-sshd")
         self.directory = directory
@@ -27,8 +28,33 @@ public final class TestSSHServer: @unchecked Sendable {
             .joined(separator: "\n") + "\n"
         try authorized.write(toFile: directory.file("authorized_keys"), atomically: true, encoding: .utf8)
 
-        port = try Self.freePort()
+        // Another test (or another test process) may take the same free port first: then this
+        // sshd fails to bind and exits, and a connection would reach the other server. So a
+        // server counts as started only once its own PID file names it; else try another port.
+        var started: (port: Int, pid: pid_t)?
+        for _ in 0..<5 where started == nil {
+            started = try Self.start(directory: directory, hostKey: hostKey, extraConfig: extraConfig)
+        }
+        guard let started else {
+            let log = (try? String(contentsOfFile: directory.file("sshd.log"), encoding: .utf8)) ?? ""
+            throw LocalCommandFailed(command: ["sshd"], result: LocalResult(status: -1, stdout: "", stderr: log))
+        }
+        port = started.port
+        pid = started.pid
+
+        let hostPublic = try String(contentsOfFile: hostKey + ".pub", encoding: .utf8)
+        let parts = hostPublic.split(separator: " ")
+        hostPublicKeyLine = "[127.0.0.1]:\(port) \(parts[0]) \(parts[1])"
+        knownHostsPath = directory.file("known_hosts")
+        try (hostPublicKeyLine + "\n").write(toFile: knownHostsPath, atomically: true, encoding: .utf8)
+    }
+
+    /// One attempt at starting sshd on a free port; nil when it lost the port to someone else.
+    private static func start(directory: TemporaryDirectory, hostKey: String, extraConfig: String) throws -> (port: Int, pid: pid_t)? {
+        let port = try freePort()
+        // sshd keeps the first value it reads for a keyword, so the caller's lines go first.
         let config = """
+            \(extraConfig)
             Port \(port)
             ListenAddress 127.0.0.1
             HostKey \(hostKey)
@@ -43,24 +69,22 @@ public final class TestSSHServer: @unchecked Sendable {
             LogLevel ERROR
             MaxSessions 100
             MaxStartups 100:30:200
-            \(extraConfig)
 
             """
         try config.write(toFile: directory.file("sshd_config"), atomically: true, encoding: .utf8)
-
-        let hostPublic = try String(contentsOfFile: hostKey + ".pub", encoding: .utf8)
-        let parts = hostPublic.split(separator: " ")
-        hostPublicKeyLine = "[127.0.0.1]:\(port) \(parts[0]) \(parts[1])"
-        knownHostsPath = directory.file("known_hosts")
-        try (hostPublicKeyLine + "\n").write(toFile: knownHostsPath, atomically: true, encoding: .utf8)
-
-        pid = try spawnBackground(["/usr/sbin/sshd", "-D", "-e", "-f", directory.file("sshd_config")], logPath: directory.file("sshd.log"))
-        do {
-            try waitUntilListening()
-        } catch {
-            stop()
-            throw error
+        let pidFile = directory.file("sshd.pid")
+        try? FileManager.default.removeItem(atPath: pidFile)
+        let pid = try spawnBackground(["/usr/sbin/sshd", "-D", "-e", "-f", directory.file("sshd_config")], logPath: directory.file("sshd.log"))
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline {
+            var status: Int32 = 0
+            if waitpid(pid, &status, WNOHANG) == pid { return nil }
+            let written = (try? String(contentsOfFile: pidFile, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+            if written == String(pid), canConnect(port: port) { return (port, pid) }
+            usleep(10_000)
         }
+        stopBackground(pid)
+        return nil
     }
 
     deinit { stop() }
@@ -94,22 +118,19 @@ public final class TestSSHServer: @unchecked Sendable {
             .write(toFile: path, atomically: true, encoding: .utf8)
     }
 
-    private func waitUntilListening() throws {
-        let deadline = Date().addingTimeInterval(10)
-        while Date() < deadline {
-            if Self.canConnect(port: port) { return }
-            var status: Int32 = 0
-            if waitpid(pid, &status, WNOHANG) == pid {
-                let log = (try? String(contentsOfFile: directory.file("sshd.log"), encoding: .utf8)) ?? ""
-                throw LocalCommandFailed(command: ["sshd"], result: LocalResult(status: status, stdout: "", stderr: log))
-            }
-            usleep(20_000)
-        }
-        throw LocalCommandFailed(command: ["sshd"], result: LocalResult(status: -1, stdout: "", stderr: "sshd did not listen on \(port)"))
-    }
-
     /// A port the kernel just handed out for a moment: free now, very likely free a moment later.
     public static func freePort() throws -> Int {
+        for _ in 0..<20 {
+            let port = try kernelFreePort()
+            // Never hand the same port to two servers of this process, even after the first stopped.
+            if handedOut.withLock({ $0.insert(port).inserted }) { return port }
+        }
+        return try kernelFreePort()
+    }
+
+    private static let handedOut = Mutex<Set<Int>>([])
+
+    private static func kernelFreePort() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
         var address = sockaddr_in()

@@ -1,0 +1,105 @@
+import Foundation
+import LabSpec
+import SSH
+
+extension TemplateValue {
+    init(_ json: JSONValue) {
+        switch json {
+        case .null: self = .string("")
+        case .bool(let b): self = .bool(b)
+        case .integer(let i): self = .int(i)
+        case .double(let d): self = .double(d)
+        case .string(let s): self = .string(s)
+        case .array(let a): self = .list(a.map(TemplateValue.init))
+        case .object(let o): self = .map(o.mapValues(TemplateValue.init))
+        }
+    }
+}
+
+/// The inventory as template values. Names are snake_case like the inventory file's keys.
+/// Choices (app source, node install, balancing method) are also given as booleans, because
+/// Mustache can test a boolean but cannot compare strings.
+public enum InventoryContext {
+    public static func globals(_ inventory: Inventory) -> [String: TemplateValue] {
+        var root: [String: TemplateValue] = [
+            "name": .string(inventory.name),
+            "domain": .string(inventory.domain ?? ""),
+        ]
+        let nginx = inventory.nginx
+        root["nginx"] = .map([
+            "directory": .string(nginx.directory), "conf_name": .string(nginx.confName),
+            "directory_path": .string(nginx.directoryPath), "conf_path": .string(nginx.confPath),
+            "method": .string(nginx.method.rawValue), "listen_port": .int(nginx.listenPort),
+            "round_robin": .bool(nginx.method == .roundRobin), "least_conn": .bool(nginx.method == .leastConn),
+            "ip_hash": .bool(nginx.method == .ipHash),
+        ])
+        if let app = inventory.app {
+            var source: [String: TemplateValue] = ["kind": .string("git"), "url": .string(""), "ref": .string(""), "path": .string("")]
+            switch app.source {
+            case .git(let url, let ref): source = ["kind": .string("git"), "url": .string(url), "ref": .string(ref), "path": .string("")]
+            case .path(let path): source = ["kind": .string("path"), "url": .string(""), "ref": .string(""), "path": .string(path)]
+            }
+            var node: [String: TemplateValue] = [
+                "install": .string(app.node.method), "apt": .bool(app.node == .apt), "version": .string(""),
+                "nvm_version": .string(""), "url": .string(""), "sha256": .string(""),
+            ]
+            switch app.node {
+            case .apt: node["nvm"] = .bool(false); node["tarball"] = .bool(false)
+            case .nvm(let version, let nvmVersion):
+                node["nvm"] = .bool(true); node["tarball"] = .bool(false)
+                node["version"] = .string(version); node["nvm_version"] = .string(nvmVersion)
+            case .tarball(let url, let sha256, let version):
+                node["nvm"] = .bool(false); node["tarball"] = .bool(true)
+                node["url"] = .string(url); node["sha256"] = .string(sha256); node["version"] = .string(version ?? "")
+            }
+            root["app"] = .map([
+                "name": .string(app.name), "port": .int(app.port), "directory": .string(app.directory),
+                "user": .string(app.user), "source": .map(source), "node": .map(node),
+                "from_git": .bool(source["kind"] == .string("git")), "from_path": .bool(source["kind"] == .string("path")),
+            ])
+        }
+        // Mustache cannot count: the template needs to know whether an upstream is wanted.
+        root["load_balanced"] = .bool(inventory.appHosts.count > 1)
+        return root
+    }
+
+    public static func hostFacts(_ host: InventoryHost) -> HostFacts {
+        var facts = HostFacts(name: host.name, address: host.address, roles: host.roles, vars: host.vars.mapValues(TemplateValue.init))
+        facts.extra = [
+            "port": .int(host.port), "user": .string(host.user),
+            "upstream": .map([
+                "weight": .int(host.upstream.weight), "backup": .bool(host.upstream.backup),
+                "max_fails": .int(host.upstream.maxFails), "fail_timeout": .string(host.upstream.failTimeout),
+            ]),
+        ]
+        return facts
+    }
+
+    public static func sshOptions(_ host: InventoryHost, _ inventory: Inventory, secrets: ConnectionSecrets = ConnectionSecrets())
+        -> SSHOptions
+    {
+        var credentials: [SSHCredential] = []
+        if let key = host.keyPath { credentials.append(.keyFile(path: key, passphrase: secrets.keyPassphrase)) }
+        if host.agent { credentials.append(.agent(socketPath: nil)) }
+        if let password = secrets.loginPassword { credentials.append(.password(password)) }
+        var policy: HostKeyPolicy = inventory.ssh.hostKeyChecking == .acceptNew ? .acceptNew : .strict
+        if let override = secrets.hostKeyPolicy { policy = override }
+        return SSHOptions(
+            endpoint: SSHEndpoint(host: host.address, port: host.port, user: host.user),
+            credentials: credentials,
+            knownHostsPath: secrets.knownHostsPath ?? inventory.ssh.knownHostsPath,
+            hostKeyPolicy: policy,
+            connectTimeout: inventory.ssh.connectTimeout)
+    }
+
+    /// Every host of the inventory ready to run on.
+    public static func targets(_ inventory: Inventory, secrets: ConnectionSecrets = ConnectionSecrets()) -> [RunTarget] {
+        let all = inventory.hosts.map(hostFacts)
+        let globals = globals(inventory)
+        return zip(inventory.hosts, all).map { host, facts in
+            RunTarget(
+                facts: facts, ssh: sshOptions(host, inventory, secrets: secrets), become: secrets.become(for: host),
+                context: .forHost(facts, allHosts: all, globals: globals))
+        }
+    }
+}

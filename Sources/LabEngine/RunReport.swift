@@ -1,0 +1,148 @@
+import Foundation
+
+public enum StepStatus: String, Sendable, Codable, Hashable {
+    case ok, changed, failed, skipped
+}
+
+public struct StepResult: Sendable, Codable, Hashable {
+    public var name: String
+    public var type: String
+    public var status: StepStatus
+    public var handler: Bool
+    public var seconds: Double
+    /// Why it failed or was skipped.
+    public var message: String?
+    /// What changed (or would, in check mode).
+    public var summary: [String]
+    public var diff: String?
+    /// stdout of a command step (or of a failed step's commands).
+    public var output: String?
+
+    public init(
+        name: String, type: String, status: StepStatus, handler: Bool = false, seconds: Double = 0, message: String? = nil,
+        summary: [String] = [], diff: String? = nil, output: String? = nil
+    ) {
+        self.name = name
+        self.type = type
+        self.status = status
+        self.handler = handler
+        self.seconds = seconds
+        self.message = message
+        self.summary = summary
+        self.diff = diff
+        self.output = output
+    }
+}
+
+public enum HostStatus: String, Sendable, Codable, Hashable {
+    /// Every step ran (ok, changed or skipped).
+    case ok
+    /// A step failed; the host's later steps did not run.
+    case failed
+    /// No SSH session could be opened.
+    case unreachable
+    /// The run was interrupted (Ctrl-C) before the host finished.
+    case cancelled
+}
+
+public struct HostReport: Sendable, Codable, Hashable {
+    public var host: String
+    public var status: HostStatus
+    /// Why the host is unreachable, or which step failed and why.
+    public var error: String?
+    public var steps: [StepResult]
+    public var connectSeconds: Double
+    /// Commands sent over the session (probes and applies): 1 on a host with nothing to do.
+    public var roundTrips: Int
+    public var seconds: Double
+
+    public init(host: String, status: HostStatus, error: String? = nil, steps: [StepResult] = [], connectSeconds: Double = 0, roundTrips: Int = 0, seconds: Double = 0) {
+        self.host = host
+        self.status = status
+        self.error = error
+        self.steps = steps
+        self.connectSeconds = connectSeconds
+        self.roundTrips = roundTrips
+        self.seconds = seconds
+    }
+
+    public func count(_ status: StepStatus) -> Int { steps.filter { $0.status == status }.count }
+}
+
+/// A whole run as data (`--json`).
+public struct RunReport: Sendable, Codable, Hashable {
+    public var playbook: String
+    public var check: Bool
+    public var startedAt: Date
+    public var seconds: Double
+    public var hosts: [HostReport]
+
+    public init(playbook: String, check: Bool, startedAt: Date, seconds: Double, hosts: [HostReport]) {
+        self.playbook = playbook
+        self.check = check
+        self.startedAt = startedAt
+        self.seconds = seconds
+        self.hosts = hosts
+    }
+
+    public var exitCode: RunExitCode {
+        if hosts.contains(where: { $0.status == .failed || $0.status == .cancelled }) { return .hostFailed }
+        if hosts.contains(where: { $0.status == .unreachable }) { return .unreachable }
+        return .ok
+    }
+
+    public var changedCount: Int { hosts.reduce(0) { $0 + $1.count(.changed) } }
+
+    public func json() throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        encoder.dateEncodingStrategy = .iso8601
+        return try encoder.encode(self)
+    }
+}
+
+/// labctl's exit codes for runs.
+/// - 0: every host ran every step (ok, changed or skipped);
+/// - 2: a step failed on at least one host (or the run was interrupted);
+/// - 3: at least one host was unreachable and none failed;
+/// - 4: bad input (playbook or inventory problems), nothing was run.
+public enum RunExitCode: Int32, Sendable, Codable {
+    case ok = 0
+    case hostFailed = 2
+    case unreachable = 3
+    case badInput = 4
+}
+
+/// The recap at the end of a run, as plain text (the CLI colours it).
+public enum Recap {
+    public static func render(_ report: RunReport, slowest: Int = 5) -> String {
+        var rows = [["host", "ok", "changed", "failed", "skipped", "status"]]
+        for host in report.hosts {
+            rows.append([
+                host.host, "\(host.count(.ok))", "\(host.count(.changed))", "\(host.count(.failed))", "\(host.count(.skipped))",
+                host.status == .ok ? "ok" : host.status.rawValue + (host.error.map { ": \($0)" } ?? ""),
+            ])
+        }
+        let widths = (0..<5).map { column in rows.map { $0[column].count }.max() ?? 0 }
+        var text = report.check ? "RECAP (check mode: nothing was changed)\n" : "RECAP\n"
+        for row in rows {
+            let cells = (0..<5).map { column in
+                column == 0 ? row[column].padding(toLength: widths[column], withPad: " ", startingAt: 0)
+                    : String(repeating: " ", count: widths[column] - row[column].count) + row[column]
+            }
+            text += cells.joined(separator: "  ") + "  " + row[5] + "\n"
+        }
+        let timed = report.hosts.flatMap { host in host.steps.map { (host.host, $0) } }
+            .filter { $0.1.status != .skipped }
+            .sorted { $0.1.seconds > $1.1.seconds }
+            .prefix(slowest)
+        if !timed.isEmpty {
+            text += "slowest steps:\n"
+            for (host, step) in timed {
+                text += "  " + String(format: "%7.2f s", step.seconds) + "  \(host): \(step.name)\n"
+            }
+        }
+        text += String(format: "%d hosts in %.2f s", report.hosts.count, report.seconds) + "\n"
+        return text
+    }
+}

@@ -1,0 +1,259 @@
+import Foundation
+import LabSpec
+
+/// A host as the engine sees it for templates and targeting.
+public struct HostFacts: Sendable, Hashable {
+    public var name: String
+    public var address: String
+    public var roles: [String]
+    public var vars: [String: TemplateValue]
+    /// More fields of the host's template value (port, user, upstream ...).
+    public var extra: [String: TemplateValue]
+
+    public init(name: String, address: String, roles: [String], vars: [String: TemplateValue] = [:], extra: [String: TemplateValue] = [:]) {
+        self.name = name
+        self.address = address
+        self.roles = roles
+        self.vars = vars
+        self.extra = extra
+    }
+
+    var templateValue: TemplateValue {
+        .map(extra.merging([
+            "name": .string(name), "address": .string(address),
+            "roles": .list(roles.map(TemplateValue.string)), "vars": .map(vars),
+        ]) { $1 })
+    }
+}
+
+extension TemplateContext {
+    /// The context of one host: `host` (name, address, roles, vars), `vars` (the same vars at
+    /// the top), `hosts` (every host), `roles.<role>` (the hosts of each role, in inventory
+    /// order) and whatever `globals` holds (domain, app, nginx ...).
+    public static func forHost(_ host: HostFacts, allHosts: [HostFacts], globals: [String: TemplateValue]) -> TemplateContext {
+        var roles: [String: [TemplateValue]] = [:]
+        for other in allHosts {
+            for role in other.roles { roles[role, default: []].append(other.templateValue) }
+        }
+        var root = globals
+        root["host"] = host.templateValue
+        root["vars"] = .map(host.vars)
+        root["hosts"] = .list(allHosts.map(\.templateValue))
+        root["roles"] = .map(roles.mapValues(TemplateValue.list))
+        return TemplateContext(root)
+    }
+}
+
+/// Why a step could not be turned into an operation for a host.
+public enum StepCompileError: Error, Sendable, CustomStringConvertible {
+    case template(TemplateError)
+    case failure(SourceLocation, String)
+
+    public var description: String {
+        switch self {
+        case .template(let error): return error.description
+        case .failure(let location, let message): return "\(location): \(message)"
+        }
+    }
+
+    var issues: [PlaybookIssue] {
+        switch self {
+        case .template(let error): return error.issues.map { PlaybookIssue($0.message, at: $0.location) }
+        case .failure(let location, let message): return [PlaybookIssue(message, at: location)]
+        }
+    }
+}
+
+/// Renders a step's arguments for one host and builds its operation.
+public struct StepCompiler: Sendable {
+    /// The directory of the playbook: templates are under `templates/`, upload sources are
+    /// relative to it.
+    public var playbookDirectory: String
+    public var options: PlanOptions
+    /// Upload sources read once per run, not once per host.
+    let trees = LocalTreeCache()
+
+    public init(playbookDirectory: String, options: PlanOptions = .init()) {
+        self.playbookDirectory = playbookDirectory
+        self.options = options
+    }
+
+    public var templatesDirectory: String { (playbookDirectory as NSString).appendingPathComponent("templates") }
+
+    public func operation(for action: StepAction, context: TemplateContext) throws(StepCompileError) -> any StepOperation {
+        var issues: [TemplateIssue] = []
+        func render(_ argument: TemplateArgument?) -> String? {
+            guard let argument else { return nil }
+            do {
+                return try context.render(argument.value, origin: argument.location)
+            } catch {
+                issues += error.issues
+                return ""
+            }
+        }
+        func mode(_ argument: Located<String>?) -> Int? { argument.flatMap { FileCommands.parseMode($0.value) } }
+        /// A regular expression that may be a template: rendered, then checked.
+        func pattern(_ argument: Located<String>?, _ name: String) -> String? {
+            guard let argument, let text = render(argument) else { return nil }
+            if argument.value.contains("{{"), (try? NSRegularExpression(pattern: text)) == nil {
+                issues.append(TemplateIssue(message: "'\(name)' is not a valid regular expression once rendered: \(text)", location: argument.location))
+            }
+            return text
+        }
+
+        let operation: any StepOperation
+        switch action {
+        case .package(let a):
+            operation = PackageOperation(names: a.names.map { render($0)! }, state: a.state, cacheValidTime: a.cacheValidTime)
+        case .file(let a):
+            var content = render(a.content)
+            if let template = a.template {
+                let name = render(template)!
+                let path = (templatesDirectory as NSString).appendingPathComponent(name)
+                guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+                    throw .failure(template.location, "the template \(name) does not exist (looked for \(path))")
+                }
+                do {
+                    content = try context.render(text, origin: SourceLocation(file: path, line: 1, column: 1))
+                } catch {
+                    issues += error.issues
+                }
+            }
+            operation = FileOperation(
+                path: render(a.path)!, content: content, owner: render(a.owner), group: render(a.group), mode: mode(a.mode),
+                validate: render(a.validate), backup: a.backup, state: a.state, options: options)
+        case .directory(let a):
+            operation = DirectoryOperation(
+                path: render(a.path)!, owner: render(a.owner), group: render(a.group), mode: mode(a.mode), state: a.state)
+        case .block(let a):
+            operation = ManagedBlockOperation(
+                path: render(a.path)!, block: render(a.block)!, marker: render(a.marker)!, insertAfter: pattern(a.insertAfter, "insert_after"),
+                insertBefore: pattern(a.insertBefore, "insert_before"), validate: render(a.validate), backup: a.backup, state: a.state, options: options)
+        case .line(let a):
+            operation = LineOperation(
+                path: render(a.path)!, line: render(a.line), regexp: pattern(a.regexp, "regexp"), insertAfter: pattern(a.insertAfter, "insert_after"),
+                validate: render(a.validate), backup: a.backup, create: a.create, state: a.state, options: options)
+        case .service(let a):
+            operation = ServiceOperation(name: render(a.name)!, enabled: a.enabled, state: a.state, daemonReload: a.daemonReload)
+        case .command(let a):
+            operation = CommandOperation(
+                run: render(a.run)!, creates: render(a.creates), unless: render(a.unless), chdir: render(a.chdir), timeout: a.timeout,
+                user: render(a.user), env: a.env.mapValues { render($0)! })
+        case .git(let a):
+            operation = GitOperation(repo: render(a.repo)!, dest: render(a.dest)!, ref: render(a.ref)!)
+        case .upload(let a):
+            let source = render(a.src)!
+            let dest = render(a.dest)!
+            guard issues.isEmpty else { throw .template(TemplateError(issues: issues)) }
+            let path = source.hasPrefix("/") ? source : (playbookDirectory as NSString).appendingPathComponent(source)
+            do {
+                operation = UploadOperation(
+                    source: try trees.load(path), dest: dest, owner: render(a.owner), group: render(a.group), keep: a.keep)
+            } catch {
+                throw .failure(a.src.location, error.message)
+            }
+        case .flushHandlers:
+            // The runner acts on it itself; as an operation it has nothing to find or do.
+            operation = CommandOperation(run: ":", creates: "/")
+        case .waitFor(let a):
+            operation = WaitForOperation(port: a.port, host: render(a.host) ?? "127.0.0.1", url: render(a.url), timeout: a.timeout)
+        }
+        if !issues.isEmpty { throw .template(TemplateError(issues: issues)) }
+        return operation
+    }
+}
+
+/// The second validation pass, which needs the inventory: targets that name no role or host,
+/// `when` and template variables that do not exist for a host the step runs on, template
+/// files and upload sources that are missing.
+public struct PlaybookValidator: Sendable {
+    public var hosts: [HostFacts]
+    public var contexts: [String: TemplateContext]
+    public var compiler: StepCompiler
+
+    public init(hosts: [HostFacts], contexts: [String: TemplateContext], compiler: StepCompiler) {
+        self.hosts = hosts
+        self.contexts = contexts
+        self.compiler = compiler
+    }
+
+    /// The hosts a step runs on, in inventory order.
+    public static func targets(of step: PlaybookStep, in hosts: [HostFacts]) -> [HostFacts] {
+        let names = Set(step.hosts.map(\.value))
+        if names.contains("all") { return hosts }
+        return hosts.filter { host in names.contains(host.name) || host.roles.contains(where: names.contains) }
+    }
+
+    public func validate(_ playbook: Playbook) -> [PlaybookIssue] {
+        var issues: [PlaybookIssue] = []
+        let roles = Set(hosts.flatMap(\.roles))
+        let names = Set(hosts.map(\.name))
+        for step in playbook.steps {
+            for target in step.hosts where target.value != "all" && !roles.contains(target.value) && !names.contains(target.value) {
+                let hint = PlaybookSuggestion.hint(for: target.value, in: roles.sorted() + names.sorted())
+                issues.append(PlaybookIssue(
+                    "hosts names '\(target.value)', which is neither a role nor a host in the inventory\(hint) (roles: \(roles.sorted().joined(separator: ", ")))",
+                    at: target.location))
+            }
+        }
+        // Handlers run on the hosts of the steps that notify them.
+        var handlerHosts: [String: [HostFacts]] = [:]
+        for step in playbook.steps {
+            for name in step.notify {
+                handlerHosts[name.value, default: []] += Self.targets(of: step, in: hosts)
+            }
+        }
+        let all = playbook.steps.map { ($0, Self.targets(of: $0, in: hosts)) }
+            + playbook.handlers.map { handler in
+                let targets = handlerHosts[handler.name] ?? []
+                return (handler, hosts.filter { h in targets.contains { $0.name == h.name } })
+            }
+        for (step, targets) in all {
+            // One entry per problem, naming the hosts it concerns when it is not all of them.
+            var found: [PlaybookIssue: [String]] = [:]
+            var order: [PlaybookIssue] = []
+            func add(_ issue: PlaybookIssue, _ host: String) {
+                if found[issue] == nil { order.append(issue) }
+                found[issue, default: []].append(host)
+            }
+            for host in targets {
+                guard let context = contexts[host.name] else { continue }
+                if let when = step.when, context.value(at: when.value.variable) == nil {
+                    let hint = PlaybookSuggestion.hint(for: when.value.variable, in: context.knownNames)
+                    add(PlaybookIssue("'when' names the variable '\(when.value.variable)', which does not exist\(hint)", at: when.location), host.name)
+                }
+                do {
+                    _ = try compiler.operation(for: step.action, context: context)
+                } catch {
+                    for issue in error.issues { add(issue, host.name) }
+                }
+            }
+            for issue in order {
+                let concerned = found[issue]!
+                if concerned.count == targets.count || targets.count <= 1 {
+                    issues.append(issue)
+                } else {
+                    issues.append(PlaybookIssue(issue.message + " (for \(concerned.joined(separator: ", ")))", at: issue.location))
+                }
+            }
+        }
+        return issues
+    }
+}
+
+/// Local directories already read and packed, by path.
+final class LocalTreeCache: @unchecked Sendable {
+    private let lock = NSLock()
+    private var trees: [String: Result<LocalTree, StepFailure>] = [:]
+
+    func load(_ path: String) throws(StepFailure) -> LocalTree {
+        // Held while loading so that hosts compiled at once read a directory once.
+        let result = lock.withLock {
+            if let known = trees[path] { return known }
+            let loaded = Result<LocalTree, StepFailure> { () throws(StepFailure) in try LocalTree.load(path) }
+            trees[path] = loaded
+            return loaded
+        }
+        return try result.get()
+    }
+}

@@ -1,0 +1,338 @@
+import Foundation
+import LabSpec
+
+/// `package`: Debian packages installed (or removed) with apt.
+public struct PackageOperation: StepOperation {
+    public var names: [String]
+    public var state: PresenceState
+    public var cacheValidTime: Int?
+
+    public init(names: [String], state: PresenceState = .present, cacheValidTime: Int? = nil) {
+        self.names = names
+        self.state = state
+        self.cacheValidTime = cacheValidTime
+    }
+
+    /// Per package: installed (dpkg status) and the install candidate; for the index: the age
+    /// in seconds of the newest list apt fetched (none when it never ran `apt-get update`).
+    public var probe: String {
+        var lines = ["command -v apt-get >/dev/null || { echo apt=missing; exit 0; }"]
+        for (index, name) in names.enumerated() {
+            let q = Shell.quote(name)
+            lines.append(#"s=$(dpkg-query -W -f='${Status}' "# + q + #" 2>/dev/null); case "$s" in *" installed") echo installed.\#(index)=yes;; *) echo installed.\#(index)=no;; esac"#)
+            if state == .present {
+                lines.append(#"echo "candidate.\#(index)=$(apt-cache policy "# + q + #" 2>/dev/null | sed -n 's/^ *Candidate: *//p')""#)
+            }
+        }
+        if state == .present {
+            lines.append(#"n=$(ls -t /var/lib/apt/lists/ 2>/dev/null | grep -v -e '^lock$' -e '^partial$' -e '^auxfiles$' | head -n 1)"#)
+            lines.append(#"if [ -n "$n" ]; then echo "lists.age=$(( $(date +%s) - $(stat -c %Y "/var/lib/apt/lists/$n") ))"; else echo lists.age=none; fi"#)
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    /// apt waits for the dpkg lock itself (DPkg::Lock::Timeout, apt 1.9.11 and later), which
+    /// is what an unattended-upgrades run at boot needs.
+    static let apt = "DEBIAN_FRONTEND=noninteractive apt-get -q -y -o DPkg::Lock::Timeout=600"
+
+    /// `apt-get update` takes the lists lock, which apt-daily holds on a freshly booted VM for
+    /// minutes; DPkg::Lock::Timeout does not cover it everywhere, so a lock error is retried
+    /// (for up to 10 minutes) and any other error fails at once with apt's own words.
+    static let update = #"n=0; until out=$(\#(apt) update 2>&1); do case "$out" in *lock*) n=$((n+1)); [ "$n" -lt 200 ] || { printf '%s\n' "$out" >&2; exit 1; }; sleep 3;; *) printf '%s\n' "$out" >&2; exit 1;; esac; done"#
+
+    public func plan(_ facts: Facts) throws(StepFailure) -> StepPlan {
+        if facts["apt"] == "missing" { throw StepFailure("the host has no apt-get; package steps need a Debian or Ubuntu host") }
+        let installed = names.indices.map { facts["installed.\($0)"] == "yes" }
+        if state == .absent {
+            let remove = names.indices.filter { installed[$0] }.map { names[$0] }
+            guard !remove.isEmpty else { return .unchanged }
+            return StepPlan(commands: ["\(Self.apt) remove \(Shell.join(remove))"], summary: ["remove \(remove.joined(separator: ", "))"])
+        }
+        let missing = names.indices.filter { !installed[$0] }
+        guard !missing.isEmpty else { return .unchanged }
+        // Refresh the index only when it cannot serve the install: never fetched, a wanted
+        // package unknown to it, or older than cache_valid_time when that is set.
+        let age = facts["lists.age"].flatMap { Int($0) }
+        let noCandidate = missing.contains { ["", "(none)"].contains(facts["candidate.\($0)"] ?? "") }
+        let stale = cacheValidTime.map { limit in age.map { $0 > limit } ?? true } ?? false
+        var commands: [String] = []
+        if age == nil || noCandidate || stale { commands.append(Self.update) }
+        let wanted = missing.map { names[$0] }
+        commands.append("\(Self.apt) install --no-install-recommends \(Shell.join(wanted))")
+        return StepPlan(commands: commands, summary: ["install \(wanted.joined(separator: ", "))"])
+    }
+}
+
+/// `service`: a systemd unit enabled or not, started, stopped, restarted or reloaded.
+public struct ServiceOperation: StepOperation {
+    public var name: String
+    public var enabled: Bool?
+    public var state: ServiceState?
+    public var daemonReload: Bool
+
+    public init(name: String, enabled: Bool? = nil, state: ServiceState? = nil, daemonReload: Bool = false) {
+        self.name = name
+        self.enabled = enabled
+        self.state = state
+        self.daemonReload = daemonReload
+    }
+
+    public var probe: String {
+        let q = Shell.quote(name)
+        return """
+            if [ ! -d /run/systemd/system ] || ! command -v systemctl >/dev/null; then echo systemd=no; exit 0; fi
+            echo systemd=yes
+            echo "load=$(systemctl show -p LoadState --value \(q))"
+            echo "enabled=$(systemctl is-enabled \(q) 2>/dev/null)"
+            echo "active=$(systemctl is-active \(q) 2>/dev/null)"
+            echo "reload=$(systemctl show -p NeedDaemonReload --value \(q))"
+            """
+    }
+
+    public func plan(_ facts: Facts) throws(StepFailure) -> StepPlan {
+        guard facts["systemd"] == "yes" else {
+            throw StepFailure("the host does not run systemd (no /run/systemd/system), so the unit \(name) cannot be managed; service steps need a systemd host")
+        }
+        let q = Shell.quote(name)
+        var commands: [String] = []
+        var summary: [String] = []
+        if daemonReload, facts["reload"] == "yes" {
+            commands.append("systemctl daemon-reload")
+            summary.append("reload systemd's unit files")
+        }
+        // A unit file written earlier in the same run is known to systemd only after
+        // daemon-reload, so "not-found" is judged after it.
+        if facts["load"] == "not-found", !daemonReload {
+            throw StepFailure("systemd has no unit named \(name) on this host")
+        }
+        let enabledNow = facts["enabled"] ?? ""
+        if let enabled {
+            if enabled, !["enabled", "enabled-runtime", "static", "alias", "indirect", "generated"].contains(enabledNow) {
+                commands.append("systemctl enable \(q)")
+                summary.append("enable \(name)")
+            } else if !enabled, enabledNow == "enabled" || enabledNow == "enabled-runtime" {
+                commands.append("systemctl disable \(q)")
+                summary.append("disable \(name)")
+            }
+        }
+        let active = facts["active"] ?? ""
+        let running = ["active", "activating", "reloading", "deactivating"].contains(active)
+        switch state {
+        case .started where !running:
+            commands.append("systemctl start \(q)"); summary.append("start \(name)")
+        case .stopped where running:
+            commands.append("systemctl stop \(q)"); summary.append("stop \(name)")
+        case .restarted:
+            commands.append("systemctl restart \(q)"); summary.append("restart \(name)")
+        case .reloaded:
+            // Reloading a stopped unit fails; Ansible starts it instead, and so do we.
+            commands.append(running ? "systemctl reload \(q)" : "systemctl start \(q)")
+            summary.append(running ? "reload \(name)" : "start \(name)")
+        default:
+            break
+        }
+        return commands.isEmpty ? .unchanged : StepPlan(commands: commands, summary: summary)
+    }
+}
+
+/// `command`: a shell command, skipped when `creates` exists or `unless` succeeds.
+public struct CommandOperation: StepOperation {
+    public var run: String
+    public var creates: String?
+    public var unless: String?
+    public var chdir: String?
+    public var timeout: Int?
+    public var user: String?
+    public var env: [String: String]
+
+    public init(
+        run: String, creates: String? = nil, unless: String? = nil, chdir: String? = nil, timeout: Int? = nil,
+        user: String? = nil, env: [String: String] = [:]
+    ) {
+        self.run = run
+        self.creates = creates
+        self.unless = unless
+        self.chdir = chdir
+        self.timeout = timeout
+        self.user = user
+        self.env = env
+    }
+
+    /// `script` as its own sh, in `chdir`, with `env`, as `user`. The user's command runs in a
+    /// shell of its own so that the `set -e` of the apply script does not change its meaning.
+    func invocation(_ script: String) -> String {
+        var inner = env.keys.sorted().map { "export \($0)=\(Shell.quote(env[$0]!))\n" }.joined()
+        if let chdir { inner += "cd \(Shell.quote(chdir)) || exit\n" }
+        inner += script
+        if let user { return "su -s /bin/sh -l \(Shell.quote(user)) -c \(Shell.quote(inner))" }
+        return "sh -c \(Shell.quote(inner))"
+    }
+
+    /// `unless` runs during the probe, like Ansible's and pyinfra's guards: it must only look.
+    public var probe: String {
+        var lines: [String] = []
+        if let creates { lines.append("if [ -e \(Shell.quote(creates)) ]; then echo creates=yes; else echo creates=no; fi") }
+        if let unless {
+            lines.append("if \(invocation(unless)) >/dev/null 2>&1; then echo unless=ok; else echo unless=failed; fi")
+        }
+        return lines.isEmpty ? ":" : lines.joined(separator: "\n")
+    }
+
+    public func plan(_ facts: Facts) throws(StepFailure) -> StepPlan {
+        if creates != nil, facts["creates"] == "yes" { return .unchanged }
+        if unless != nil, facts["unless"] == "ok" { return .unchanged }
+        let command = timeout.map { "timeout \($0) " + invocation(run) } ?? invocation(run)
+        return StepPlan(commands: [command], summary: ["run: \(run)"], capturesOutput: true)
+    }
+}
+
+/// `git`: a clone of `repo` in `dest`, checked out at `ref`.
+public struct GitOperation: StepOperation {
+    public var repo: String
+    public var dest: String
+    public var ref: String
+
+    public init(repo: String, dest: String, ref: String = "HEAD") {
+        self.repo = repo
+        self.dest = dest
+        self.ref = ref
+    }
+
+    var refIsCommit: Bool { ref.count == 40 && ref.allSatisfy(\.isHexDigit) }
+
+    public var probe: String {
+        let d = Shell.quote(dest)
+        var lines = [
+            "command -v git >/dev/null || { echo git=missing; exit 0; }",
+            "if [ -d \(d)/.git ]; then echo \"head=$(git -C \(d) rev-parse HEAD 2>/dev/null)\"",
+            "elif [ -e \(d) ] && [ -n \"$(ls -A \(d) 2>/dev/null)\" ]; then echo dest=occupied; fi",
+        ]
+        if refIsCommit {
+            lines.append("echo target=\(ref)")
+        } else {
+            // A tag's own object is not a commit: prefer its peeled line (`^{}`) when there is one.
+            let patterns = Shell.join([ref, ref + "^{}"])
+            lines.append(
+                #"if out=$(timeout 60 git ls-remote "# + Shell.quote(repo) + " " + patterns + #" 2>&1); then echo "target=$(printf '%s\n' "$out" | awk '$2 ~ /\^\{\}$/ { p = $1 } f == "" { f = $1 } END { print (p != "" ? p : f) }')"; else echo "error.b64=$(printf '%s' "$out" | base64 | tr -d '\n')"; fi"#)
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    public func plan(_ facts: Facts) throws(StepFailure) -> StepPlan {
+        if facts["git"] == "missing" { throw StepFailure("git is not installed on the host; add a package step for git before this one") }
+        if let error = facts.text("error") {
+            throw StepFailure("cannot read \(repo) from the host: \(error.trimmingCharacters(in: .whitespacesAndNewlines))")
+        }
+        guard let target = facts["target"], !target.isEmpty else {
+            throw StepFailure("\(repo) has no branch or tag named \(ref)")
+        }
+        let d = Shell.quote(dest)
+        let checkout = "git -C \(d) checkout --quiet --force --detach \(target)"
+        if let head = facts["head"], !head.isEmpty {
+            if head == target { return .unchanged }
+            // Fetch from the URL given, not from whatever origin says, so that a changed repo
+            // argument is honoured.
+            return StepPlan(
+                commands: [
+                    "git -C \(d) fetch --quiet \(Shell.quote(repo)) '+refs/heads/*:refs/remotes/origin/*' '+refs/tags/*:refs/tags/*'",
+                    checkout,
+                ],
+                summary: ["move \(dest) from \(head.prefix(12)) to \(target.prefix(12))"])
+        }
+        if facts["dest"] == "occupied" { throw StepFailure("\(dest) exists, is not empty and is not a git clone") }
+        return StepPlan(
+            commands: ["git clone --quiet --no-checkout \(Shell.quote(repo)) \(d)", checkout],
+            summary: ["clone \(repo) at \(target.prefix(12)) into \(dest)"])
+    }
+}
+
+/// `upload`: a local directory's files copied to the host, as one tar stream on stdin,
+/// only when the content differs (a digest of every file's path and sha256).
+public struct UploadOperation: StepOperation {
+    public var source: LocalTree
+    public var dest: String
+    public var owner: String?
+    public var group: String?
+    public var keep: [String]
+
+    public init(source: LocalTree, dest: String, owner: String? = nil, group: String? = nil, keep: [String] = []) {
+        self.source = source
+        self.dest = dest
+        self.owner = owner
+        self.group = group
+        self.keep = keep
+    }
+
+    public var probe: String {
+        let d = Shell.quote(dest)
+        return "if [ -d \(d) ]; then echo \"digest=$(cd \(d) && \(LocalTree.remoteDigestPipeline(excluding: keep)))\"; elif [ -e \(d) ]; then echo digest=notdir; else echo digest=none; fi"
+    }
+
+    public func plan(_ facts: Facts) throws(StepFailure) -> StepPlan {
+        if facts["digest"] == "notdir" { throw StepFailure("\(dest) exists and is not a directory") }
+        if facts["digest"] == source.digest { return .unchanged }
+        // Unpack beside the target, then swap: the directory is never half old, half new.
+        let d = Shell.quote(dest)
+        let new = Shell.quote(dest + ".labctl-new")
+        let old = Shell.quote(dest + ".labctl-old")
+        var commands = [
+            "rm -rf \(new) \(old)",
+            "mkdir -p \(new)",
+            "tar -x -f - -C \(new) --no-same-owner",
+        ]
+        if owner != nil || group != nil {
+            commands.append("chown -R \(Shell.quote((owner ?? "") + (group.map { ":" + $0 } ?? ""))) \(new)")
+        }
+        for name in keep {
+            let kept = Shell.quote(dest + "/" + name)
+            commands.append("if [ -e \(kept) ] && [ ! -e \(Shell.quote(dest + ".labctl-new/" + name)) ]; then mv \(kept) \(new)/; fi")
+        }
+        commands += [
+            "if [ -e \(d) ]; then mv \(d) \(old); fi",
+            "mv \(new) \(d)",
+            "rm -rf \(old)",
+        ]
+        return StepPlan(
+            commands: commands, stdin: source.tar,
+            summary: ["copy \(source.fileCount) files to \(dest)"])
+    }
+}
+
+/// `wait_for`: until a TCP port or a URL answers on the host, or the timeout passes.
+public struct WaitForOperation: StepOperation {
+    public var port: Int?
+    public var host: String
+    public var url: String?
+    public var timeout: Int
+
+    public init(port: Int? = nil, host: String = "127.0.0.1", url: String? = nil, timeout: Int = 60) {
+        self.port = port
+        self.host = host
+        self.url = url
+        self.timeout = timeout
+    }
+
+    /// One attempt. dash has no /dev/tcp, so ports are tried with bash, which every Debian
+    /// host has; URLs with curl, or wget when curl is missing. HTTP errors (a 502 from a
+    /// proxy whose backend is down) do not count as answering.
+    var check: String {
+        if let url {
+            let u = Shell.quote(url)
+            return "{ if command -v curl >/dev/null; then curl -fsS -o /dev/null --max-time 3 \(u); else wget -q -O /dev/null -T 3 \(u); fi; } >/dev/null 2>&1"
+        }
+        let target = Shell.quote("</dev/tcp/\(host)/\(port ?? 0)")
+        return "timeout 3 bash -c \(target) >/dev/null 2>&1"
+    }
+
+    var what: String { url ?? "\(host):\(port ?? 0)" }
+
+    public var probe: String { "if \(check); then echo up=yes; else echo up=no; fi" }
+
+    public func plan(_ facts: Facts) throws(StepFailure) -> StepPlan {
+        if facts["up"] == "yes" { return .unchanged }
+        let loop = """
+            end=$(( $(date +%s) + \(timeout) )); until \(check); do if [ "$(date +%s)" -ge "$end" ]; then echo \(Shell.quote("\(what) did not answer within \(timeout) s")) >&2; exit 1; fi; sleep 1; done
+            """
+        return StepPlan(commands: [loop], changes: false, summary: ["wait for \(what)"])
+    }
+}

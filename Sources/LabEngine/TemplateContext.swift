@@ -1,0 +1,331 @@
+import Foundation
+import LabSpec
+import Mustache
+
+/// A value templates can use: what inventory.json can hold.
+public indirect enum TemplateValue: Sendable, Hashable, Codable {
+    case string(String)
+    case int(Int)
+    case double(Double)
+    case bool(Bool)
+    case list([TemplateValue])
+    case map([String: TemplateValue])
+
+    /// What swift-mustache walks: plain Swift values, dictionaries for maps (they conform to
+    /// `MustacheParent`), arrays for lists.
+    var mustacheObject: Any {
+        switch self {
+        case .string(let s): return s
+        case .int(let i): return i
+        case .double(let d): return d
+        case .bool(let b): return b
+        case .list(let l): return l.map(\.mustacheObject)
+        case .map(let m): return m.mapValues(\.mustacheObject)
+        }
+    }
+
+    /// Text for `when:` comparisons.
+    public var text: String {
+        switch self {
+        case .string(let s): return s
+        case .int(let i): return String(i)
+        case .double(let d): return String(d)
+        case .bool(let b): return b ? "true" : "false"
+        case .list(let l): return l.map(\.text).joined(separator: ",")
+        case .map: return ""
+        }
+    }
+
+    /// Mustache's idea of truth: false, "", 0 and empty lists are false.
+    public var isTruthy: Bool {
+        switch self {
+        case .string(let s): return !s.isEmpty && s != "false"
+        case .int(let i): return i != 0
+        case .double(let d): return d != 0
+        case .bool(let b): return b
+        case .list(let l): return !l.isEmpty
+        case .map: return true
+        }
+    }
+
+    public subscript(key: String) -> TemplateValue? {
+        if case .map(let m) = self { return m[key] }
+        return nil
+    }
+}
+
+/// A template variable that is not in the context, with where the template names it.
+public struct TemplateIssue: Sendable, Hashable, CustomStringConvertible {
+    public var message: String
+    public var location: SourceLocation
+    public var description: String { "\(location): \(message)" }
+}
+
+public struct TemplateError: Error, Sendable, Hashable, CustomStringConvertible {
+    public var issues: [TemplateIssue]
+    public var description: String { issues.map(\.description).joined(separator: "\n") }
+}
+
+/// Everything a template can name for one host: `domain`, `app`, `nginx`, `host` (name,
+/// address, roles, vars), `vars` (the host's variables), `roles.<role>` (a list of hosts with
+/// name and address) and `hosts` (every host).
+///
+/// Rendering is done by swift-mustache. Undefined variables must be errors, and
+/// swift-mustache renders a missing key as "" without telling anyone (its token tree is
+/// internal, so it cannot be inspected either). So every template is first scanned for its
+/// tags here and each name is resolved against the context with Mustache's own lookup rules
+/// (the context stack of enclosing sections, dotted names); anything unresolved is reported
+/// with its line and column, and rendering only happens when nothing is missing.
+public struct TemplateContext: Sendable, Hashable {
+    public var root: [String: TemplateValue]
+
+    public init(_ root: [String: TemplateValue]) {
+        self.root = root
+    }
+
+    /// The value at a dotted path (`app.port`), or nil.
+    public func value(at path: String) -> TemplateValue? {
+        var current: TemplateValue = .map(root)
+        for part in path.split(separator: ".") {
+            guard let next = current[String(part)] else { return nil }
+            current = next
+        }
+        return current
+    }
+
+    /// Every dotted name the context defines, for "did you mean" hints.
+    var knownNames: [String] {
+        var names: [String] = []
+        func walk(_ value: TemplateValue, _ prefix: String) {
+            if case .map(let m) = value {
+                for (key, child) in m {
+                    let name = prefix.isEmpty ? key : "\(prefix).\(key)"
+                    names.append(name)
+                    walk(child, name)
+                }
+            }
+        }
+        walk(.map(root), "")
+        return names
+    }
+
+    public func evaluate(_ condition: Condition) -> Bool {
+        let value = self.value(at: condition.variable)
+        switch condition {
+        case .truthy: return value?.isTruthy ?? false
+        case .falsy: return !(value?.isTruthy ?? false)
+        case .equals(_, let literal): return value?.text == literal
+        case .notEquals(_, let literal): return value?.text != literal
+        }
+    }
+
+    /// Renders `text` (written at `origin`: a YAML scalar or line 1 column 1 of a template
+    /// file), or throws every problem found in it.
+    public func render(_ text: String, origin: SourceLocation) throws(TemplateError) -> String {
+        let issues = check(text, origin: origin)
+        if !issues.isEmpty { throw TemplateError(issues: issues) }
+        // Nothing to substitute: skip the parser entirely (most arguments are plain strings).
+        if !text.contains("{{") { return text }
+        // Mustache escapes HTML by default; config files need the text as written. The
+        // CONTENT_TYPE tag switches that off. When the first line is blank, the tag goes on a
+        // line of its own, which Mustache removes as a standalone tag, so the text is unchanged.
+        let firstLine = text.prefix(while: { $0 != "\n" })
+        let firstLineBlank = firstLine.allSatisfy { $0 == " " || $0 == "\t" || $0 == "\r" } && text.contains("\n")
+        let prefixed = (firstLineBlank ? "{{%CONTENT_TYPE:TEXT}}\n" : "{{%CONTENT_TYPE:TEXT}}") + text
+        do {
+            let template = try MustacheTemplate(string: prefixed)
+            return template.render(TemplateValue.map(root).mustacheObject)
+        } catch let error as MustacheTemplate.ParserError {
+            let line = error.context.lineNumber - (firstLineBlank ? 1 : 0)
+            let location = Self.offset(origin, line: max(1, line), column: error.context.columnNumber)
+            throw TemplateError(issues: [TemplateIssue(message: "template syntax error: \(error.error)", location: location)])
+        } catch {
+            throw TemplateError(issues: [TemplateIssue(message: "template syntax error: \(error)", location: origin)])
+        }
+    }
+
+    /// The problems `render` would throw, without rendering: unknown variables and malformed tags.
+    public func check(_ text: String, origin: SourceLocation) -> [TemplateIssue] {
+        guard text.contains("{{") else { return [] }
+        let scan = MustacheScanner.scan(text)
+        var issues = scan.issues.map {
+            TemplateIssue(message: $0.message, location: Self.offset(origin, line: $0.line, column: $0.column))
+        }
+        func visit(_ nodes: [MustacheScanner.Node], stack: [TemplateValue]) {
+            for node in nodes {
+                switch node {
+                case .variable(let name, let line, let column):
+                    if resolve(name, in: stack) == nil {
+                        issues.append(missing(name, line, column, origin: origin, stack: stack))
+                    }
+                case .section(let name, let inverted, let children, let line, let column):
+                    guard let value = resolve(name, in: stack) else {
+                        issues.append(missing(name, line, column, origin: origin, stack: stack))
+                        continue
+                    }
+                    if inverted {
+                        visit(children, stack: stack)
+                        continue
+                    }
+                    switch value {
+                    case .list(let elements):
+                        // Each element is checked: hosts of a role may differ in their fields.
+                        for element in elements { visit(children, stack: stack + [element]) }
+                    case .map:
+                        visit(children, stack: stack + [value])
+                    default:
+                        visit(children, stack: stack)
+                    }
+                }
+            }
+        }
+        visit(scan.nodes, stack: [.map(root)])
+        // One report per name and place, even when a section repeats it for every element.
+        var seen: Set<TemplateIssue> = []
+        return issues.filter { seen.insert($0).inserted }
+    }
+
+    private func missing(
+        _ name: String, _ line: Int, _ column: Int, origin: SourceLocation, stack: [TemplateValue]
+    ) -> TemplateIssue {
+        var candidates = knownNames  // only computed for a missing name
+        for case .map(let m) in stack.dropFirst() { candidates += m.keys }
+        let hint = PlaybookSuggestion.hint(for: name, in: candidates)
+        return TemplateIssue(
+            message: "template variable '\(name)' does not exist\(hint)",
+            location: Self.offset(origin, line: line, column: column))
+    }
+
+    /// Mustache's lookup: the first name is searched from the innermost section outwards,
+    /// the rest of a dotted name is followed from there.
+    func resolve(_ name: String, in stack: [TemplateValue]) -> TemplateValue? {
+        if name == "." { return stack.last }
+        let parts = name.split(separator: ".").map(String.init)
+        guard let first = parts.first else { return nil }
+        for frame in stack.reversed() {
+            guard var current = frame[first] else { continue }
+            for part in parts.dropFirst() {
+                guard let next = current[part] else { return nil }
+                current = next
+            }
+            return current
+        }
+        return nil
+    }
+
+    /// A position inside a template, made absolute: for inline templates (YAML scalars) line
+    /// 1 starts at the scalar's column; for template files, origin is 1:1.
+    static func offset(_ origin: SourceLocation, line: Int, column: Int) -> SourceLocation {
+        if line == 1 { return SourceLocation(file: origin.file, line: origin.line, column: origin.column + column - 1) }
+        return SourceLocation(file: origin.file, line: origin.line + line - 1, column: origin.indent + column)
+    }
+}
+
+/// Finds Mustache tags and their positions, for the variable check above. It understands
+/// what playbook templates use: `{{name}}`, `{{{name}}}`, `{{&name}}`, sections `{{#x}}`/`{{^x}}`
+/// ... `{{/x}}`, comments `{{! }}`, transforms `{{lowercased(x)}}` and the `{{% }}` pragma.
+/// Partials and custom delimiters are refused with a message (templates here have no library
+/// of partials to draw from, and a changed delimiter would hide tags from this check).
+enum MustacheScanner {
+    indirect enum Node: Hashable {
+        case variable(name: String, line: Int, column: Int)
+        case section(name: String, inverted: Bool, children: [Node], line: Int, column: Int)
+    }
+
+    struct Problem: Hashable {
+        var message: String
+        var line: Int
+        var column: Int
+    }
+
+    static func scan(_ text: String) -> (nodes: [Node], issues: [Problem]) {
+        let chars = Array(text)
+        var index = 0
+        var line = 1
+        var column = 1
+        var problems: [Problem] = []
+        // Stack of open sections: (name, inverted, children so far, line, column).
+        var stack: [(name: String, inverted: Bool, nodes: [Node], line: Int, column: Int)] = [("", false, [], 0, 0)]
+
+        func advance(_ count: Int) {
+            for _ in 0..<count where index < chars.count {
+                if chars[index] == "\n" { line += 1; column = 1 } else { column += 1 }
+                index += 1
+            }
+        }
+        func starts(with s: String) -> Bool {
+            let s = Array(s)
+            guard index + s.count <= chars.count else { return false }
+            return Array(chars[index..<index + s.count]) == s
+        }
+        func baseName(_ raw: String) -> String {
+            // lowercased(name) / first(reversed(list)): the variable is the innermost name.
+            var name = raw
+            if let open = name.lastIndex(of: "(") {
+                name = String(name[name.index(after: open)...]).replacingOccurrences(of: ")", with: "")
+            }
+            return name.trimmingCharacters(in: .whitespaces)
+        }
+
+        while index < chars.count {
+            guard starts(with: "{{") else { advance(1); continue }
+            let tagLine = line, tagColumn = column
+            let triple = starts(with: "{{{")
+            advance(triple ? 3 : 2)
+            let close = triple ? "}}}" : "}}"
+            var body = ""
+            while index < chars.count, !starts(with: close) {
+                body.append(chars[index])
+                advance(1)
+            }
+            guard index < chars.count else {
+                problems.append(Problem(message: "template tag is not closed (expected '\(close)')", line: tagLine, column: tagColumn))
+                break
+            }
+            advance(close.count)
+            let trimmed = body.trimmingCharacters(in: .whitespaces)
+            if triple {
+                stack[stack.count - 1].nodes.append(.variable(name: baseName(trimmed), line: tagLine, column: tagColumn))
+                continue
+            }
+            guard let sigil = trimmed.first else {
+                problems.append(Problem(message: "empty template tag '{{}}'", line: tagLine, column: tagColumn))
+                continue
+            }
+            let rest = trimmed.dropFirst().trimmingCharacters(in: .whitespaces)
+            switch sigil {
+            case "!", "%":
+                continue
+            case "&":
+                stack[stack.count - 1].nodes.append(.variable(name: baseName(rest), line: tagLine, column: tagColumn))
+            case "#", "^":
+                stack.append((baseName(rest), sigil == "^", [], tagLine, tagColumn))
+            case "/":
+                let name = baseName(rest)
+                guard stack.count > 1 else {
+                    problems.append(Problem(message: "'{{/\(name)}}' closes a section that was never opened", line: tagLine, column: tagColumn))
+                    continue
+                }
+                let open = stack.removeLast()
+                if open.name != name {
+                    problems.append(Problem(
+                        message: "'{{/\(name)}}' closes the section '\(open.name)' opened at \(open.line):\(open.column)",
+                        line: tagLine, column: tagColumn))
+                }
+                stack[stack.count - 1].nodes.append(
+                    .section(name: open.name, inverted: open.inverted, children: open.nodes, line: open.line, column: open.column))
+            case ">", "<", "$":
+                problems.append(Problem(message: "partials and blocks ('{{\(sigil)...}}') are not supported in labctl templates", line: tagLine, column: tagColumn))
+            case "=":
+                problems.append(Problem(message: "changing the delimiters ('{{=...=}}') is not supported in labctl templates", line: tagLine, column: tagColumn))
+            default:
+                stack[stack.count - 1].nodes.append(.variable(name: baseName(trimmed), line: tagLine, column: tagColumn))
+            }
+        }
+        while stack.count > 1 {
+            let open = stack.removeLast()
+            problems.append(Problem(message: "the section '\(open.name)' is never closed (expected '{{/\(open.name)}}')", line: open.line, column: open.column))
+        }
+        return (stack[0].nodes, problems)
+    }
+}

@@ -1,0 +1,77 @@
+import ArgumentParser
+import Foundation
+import LabEngine
+import Rainbow
+import SSH
+
+struct Exec: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a shell command on one host, a role, or all hosts.",
+        discussion: """
+            The command runs on every chosen host at once over SSH. Each output line
+            is shown as it arrives with the host's name in front (stderr lines are
+            marked with !). At the end, one line per host with its exit status.
+            Exits 2 if the command failed on any host, 3 if a host was unreachable.
+
+            Examples:
+              labctl exec all -- uptime
+              labctl exec app -- systemctl status wayshub --no-pager
+              labctl exec proxy --become -- nginx -t
+            """)
+
+    @OptionGroup var inventoryOptions: InventoryOptions
+    @OptionGroup var connection: ConnectionOptions
+
+    @Flag(name: [.short, .long], help: "Run as root with sudo on hosts whose login user is not root.")
+    var become = false
+
+    @Option(help: ArgumentHelp("Stop the command after this many seconds (enforced on the host).", valueName: "seconds"))
+    var timeout: Int?
+
+    @Argument(help: "Where to run: all, a host name, a role, or a comma list of them.")
+    var target: String
+
+    @Argument(parsing: .postTerminator, help: "The command, after `--`.")
+    var command: [String] = []
+
+    func validate() throws {
+        if command.isEmpty { throw ValidationError("Give the command after `--`, e.g. labctl exec all -- uptime") }
+        if let timeout, timeout <= 0 { throw ValidationError("--timeout must be a positive number of seconds") }
+    }
+
+    func run() async throws {
+        let inventory = try inventoryOptions.load()
+        let targets = try Targets.select(target, in: inventory, secrets: connection.secrets(for: inventory))
+        let width = targets.map(\.name.count).max() ?? 0
+        // One word is taken as a shell command line as it is (`exec all -- 'a | b'`); several words
+        // are the argv of one command, quoted so the remote shell sees them unchanged.
+        let line = command.count == 1 ? command[0] : command.map(ShellQuoting.quote).joined(separator: " ")
+        let results = await AdHoc.exec(
+            targets, command: line, become: become, timeout: timeout.map { .seconds($0) }
+        ) { host, output in
+            let name = host.padding(toLength: width, withPad: " ", startingAt: 0)
+            let mark = output.stream == .stderr ? "!" : "|"
+            Terminal.line("\(name.cyan) \(mark) \(output.text)")
+        }
+        var rows = [["HOST", "RESULT"]]
+        for outcome in results {
+            if let error = outcome.error {
+                rows.append([outcome.host, "FAILED: " + (inventoryOptions.verbose ? error.description : error.summary)])
+            } else if let result = outcome.result {
+                let how = result.exitSignal.map { "killed by SIG\($0)" } ?? "exit \(result.exitStatus)"
+                rows.append([outcome.host, (result.succeeded ? "ok, " : "FAILED, ") + how + ", \(result.duration.milliseconds)"])
+            }
+        }
+        Terminal.line("")
+        Terminal.line(Terminal.table(rows) { row, column, text in
+            guard row > 0, column == 1 else { return row == 0 ? text.bold : text }
+            return text.hasPrefix("ok") ? text.green : text.red.bold
+        })
+        let unreachable = results.contains { outcome in
+            guard let error = outcome.error else { return false }
+            return [.connect, .handshake, .hostKey, .authenticate].contains(error.operation)
+        }
+        if unreachable { throw ExitCode(RunExitCode.unreachable.rawValue) }
+        if results.contains(where: { !$0.succeeded }) { throw ExitCode(RunExitCode.hostFailed.rawValue) }
+    }
+}

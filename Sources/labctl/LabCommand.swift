@@ -1,0 +1,250 @@
+import ArgumentParser
+import Foundation
+import LabLocal
+import LabSpec
+
+/// `labctl lab`: the inventory's hosts as systemd-nspawn containers on this machine.
+struct LabCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "lab",
+        abstract: "Run the inventory's hosts as local containers, so labctl can be tried without VMs.",
+        discussion: """
+            The local lab turns this Linux machine into the machines the inventory describes. \
+            Each host is a systemd-nspawn container that boots a real systemd with sshd, has its \
+            own address on a private bridge, its own hostname and machine-id, and its own \
+            filesystem changes (an overlay over a shared Debian bookworm base). labctl then \
+            manages the hosts over SSH exactly as it would manage real VMs.
+
+            What it needs: root for `up` and `down`, and Debian or Ubuntu with systemd-container, \
+            debootstrap and iproute2 (labctl installs missing ones with apt-get). The first `up` \
+            builds the base once (1 to 4 minutes, about 650 MB in the cache folder, by default \
+            /var/cache/labctl) with nginx, nodejs, npm and git in the hosts' apt cache, so \
+            playbooks install them without the internet. After that a lab is up in seconds.
+
+            The inventory's `lab` section sets the subnet (default 198.18.42.0/24), the bridge \
+            (default labctl0) and the cache folder. Host names, addresses and login users come \
+            from `hosts`; a non-root user (like Multipass's `ubuntu`) gets passwordless sudo. \
+            labctl installs the inventory's key on every host (making an ed25519 pair if the \
+            file does not exist) and writes the hosts' host keys to the inventory's known_hosts \
+            file, so SSH to the hosts is checked strictly, as with real machines.
+
+            Examples:
+              sudo labctl lab up          # build the base if needed, boot every host
+              labctl lab status           # hosts, addresses, memory, uptime
+              labctl lab ssh app1         # a shell on app1, as its inventory user
+              labctl lab ssh app1 -- systemctl status nginx
+              labctl lab ssh app1 --print # the ssh command line, to use elsewhere
+              sudo labctl lab up --nat    # the hosts may also reach Debian's archive
+              sudo labctl lab down        # stop the hosts and remove every trace
+            """,
+        subcommands: [Up.self, Down.self, Status.self, SSH.self]
+    )
+
+    struct InventoryOption: ParsableArguments {
+        @Option(name: [.short, .long], help: "The inventory file that describes the lab.")
+        var inventory: String = InventoryLoader.defaultPath
+
+        func lab(nat: Bool = false) throws -> LocalLab {
+            let loaded: Inventory
+            do {
+                loaded = try InventoryLoader.load(path: inventory)
+            } catch {
+                throw ValidationError(error.description)
+            }
+            return LocalLab(definition: try LabCommand.labDefinition(from: loaded, nat: nat))
+        }
+    }
+
+    struct Up: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create and boot the inventory's hosts (hosts already running are left alone).",
+            discussion: """
+                Waits until every host answers over SSH (login with the lab's key, host key checked, \
+                systemd finished booting). A host that stopped (its processes were killed, the \
+                machine restarted) is booted again on its own disk. If something fails half-way, \
+                what this run created is removed again. Hosts run on after labctl exits.
+                """)
+
+        @OptionGroup var options: InventoryOption
+        @Flag(help: "Build the base root filesystem again (e.g. for Debian's latest security fixes).")
+        var rebuild = false
+        @Flag(help: "Let the hosts reach the internet through this machine (masquerading); `down` undoes it.")
+        var nat = false
+
+        func run() async throws {
+            let lab = try options.lab(nat: nat)
+            let started = ContinuousClock.now
+            do {
+                try await lab.up(rebuild: rebuild, progress: LabCommand.printProgress)
+            } catch {
+                throw LabCommand.failure(error)
+            }
+            let seconds = Double((ContinuousClock.now - started).components.attoseconds) / 1e18
+                + Double((ContinuousClock.now - started).components.seconds)
+            print(String(format: "lab %@ is up (%.1f s); try: labctl lab ssh %@", lab.definition.name, seconds,
+                         lab.definition.hosts.first?.name ?? "HOST"))
+        }
+    }
+
+    struct Down: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Stop the hosts and remove their overlays, namespaces, bridge, cgroups and NAT rules.",
+            discussion: """
+                The hosts' disks (their changes over the base) go too: the next `up` starts from \
+                the clean base. Safe to run when nothing is up or after a crash; only processes \
+                the lab started are ended. The cached base stays for the next `up`.
+                """)
+
+        @OptionGroup var options: InventoryOption
+
+        func run() async throws {
+            do {
+                try await options.lab().down(progress: LabCommand.printProgress)
+            } catch {
+                throw LabCommand.failure(error)
+            }
+        }
+    }
+
+    struct Status: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show each host: running or not, address, PID, memory and uptime.")
+
+        @OptionGroup var options: InventoryOption
+        @Option(help: "Also show the last lines of this host's console log (boot messages).")
+        var log: String?
+
+        func run() async throws {
+            let lab = try options.lab()
+            let hosts: [LabHostStatus]
+            do {
+                hosts = try await lab.status()
+            } catch {
+                throw LabCommand.failure(error)
+            }
+            print(LabCommand.statusTable(hosts))
+            if let log {
+                do {
+                    print("\n--- console of \(log) ---\n" + (try lab.consoleLog(host: log)))
+                } catch {
+                    throw LabCommand.failure(error)
+                }
+            }
+        }
+    }
+
+    struct SSH: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Open a shell on a lab host (or run a command there) with the lab's key and known_hosts.")
+
+        @OptionGroup var options: InventoryOption
+        @Argument(help: "The host's name in the inventory.")
+        var host: String
+        @Flag(help: "Print the ssh command line instead of running it.")
+        var print = false
+        @Argument(parsing: .postTerminator, help: "A command to run instead of a shell (after `--`).")
+        var command: [String] = []
+
+        func run() async throws {
+            let lab = try options.lab()
+            var line: [String]
+            do {
+                line = try lab.sshCommandLine(host: host)
+            } catch {
+                throw LabCommand.failure(error)
+            }
+            line += command
+            if print {
+                Swift.print(line.map(LabCommand.shellWord).joined(separator: " "))
+                return
+            }
+            // Replaces labctl with ssh, so the terminal, signals and exit status are ssh's own.
+            var arguments = line.map { strdup($0) } + [nil]
+            execvp("ssh", &arguments)
+            throw ValidationError("cannot run ssh (\(String(cString: strerror(errno)))); install openssh-client")
+        }
+    }
+
+    // MARK: inventory → lab
+
+    /// The lab that the inventory describes. Every host logs in with one key (the lab installs
+    /// one key on all of them); hosts must use port 22.
+    static func labDefinition(from inventory: Inventory, nat: Bool) throws -> LabDefinition {
+        let keys = Set(inventory.hosts.compactMap(\.keyPath))
+        guard keys.count <= 1 else {
+            throw ValidationError(
+                "the lab installs one login key on every host, but the inventory names several (\(keys.sorted().joined(separator: ", "))); use one key in `defaults`")
+        }
+        guard let key = keys.first else {
+            throw ValidationError("the lab needs a key file to install on the hosts; set `defaults.key` in the inventory")
+        }
+        if let odd = inventory.hosts.first(where: { $0.port != 22 }) {
+            throw ValidationError("host \(odd.name): lab hosts listen on port 22, but the inventory says \(odd.port)")
+        }
+        let name = labName(inventory.name)
+        return LabDefinition(
+            name: name,
+            subnet: inventory.lab.subnet.description,
+            bridge: inventory.lab.bridge,
+            cacheDirectory: inventory.lab.cachePath,
+            hosts: inventory.hosts.map { LabHostDefinition(name: $0.name, address: $0.address, user: $0.user) },
+            loginKeyPath: key,
+            knownHostsPath: inventory.ssh.knownHostsPath,
+            nat: nat)
+    }
+
+    /// The inventory's name made into a lab name (letters, digits and '-').
+    static func labName(_ name: String) -> String {
+        let mapped = String(name.map { $0.isASCII && ($0.isLetter || $0.isNumber) ? $0 : "-" }.prefix(32))
+        let trimmed = mapped.trimmingCharacters(in: CharacterSet(charactersIn: "-"))
+        return trimmed.isEmpty ? "lab" : trimmed
+    }
+
+    // MARK: output
+
+    @Sendable static func printProgress(_ progress: LabProgress) {
+        let who = progress.host.map { "\($0): " } ?? ""
+        switch progress.kind {
+        case .phase: print("==> \(who)\(progress.message)")
+        case .detail: print("    \(who)\(progress.message)")
+        case .warning: print("warning: \(who)\(progress.message)")
+        }
+        fflush(nil)
+    }
+
+    static func statusTable(_ hosts: [LabHostStatus]) -> String {
+        var rows = [["HOST", "STATE", "ADDRESS", "USER", "PID", "MEMORY", "UPTIME"]]
+        for host in hosts {
+            rows.append([
+                host.name, host.running ? "running" : "stopped", host.address, host.user,
+                host.pid.map(String.init) ?? "-",
+                host.memoryBytes.map { String(format: "%.1f MiB", Double($0) / 1_048_576) } ?? "-",
+                host.uptime.map(formatUptime) ?? "-",
+            ])
+        }
+        let widths = (0..<rows[0].count).map { column in rows.map { $0[column].count }.max() ?? 0 }
+        return rows.map { row in
+            row.enumerated().map { $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }
+                .joined(separator: "  ").trimmingCharacters(in: .whitespaces)
+        }.joined(separator: "\n")
+    }
+
+    static func formatUptime(_ duration: Duration) -> String {
+        let seconds = Int(duration.components.seconds)
+        if seconds < 60 { return "\(seconds)s" }
+        if seconds < 3600 { return "\(seconds / 60)m\(seconds % 60)s" }
+        return "\(seconds / 3600)h\(seconds / 60 % 60)m"
+    }
+
+    static func shellWord(_ word: String) -> String {
+        let safe = word.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "-_./=:@,+%".contains($0)) }
+        return safe && !word.isEmpty ? word : "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'"
+    }
+
+    /// LabError already reads as one sentence: print it alone (without the usage text that
+    /// ArgumentParser adds to validation errors) and fail.
+    static func failure(_ error: any Error) -> any Error {
+        FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+        return ExitCode.failure
+    }
+}

@@ -1,0 +1,59 @@
+import ArgumentParser
+import Foundation
+import LabEngine
+import LabSpec
+import SSH
+
+/// Where the inventory is; shared by every verb that talks to hosts.
+struct InventoryOptions: ParsableArguments {
+    @Option(name: [.short, .long], help: ArgumentHelp("The inventory file.", valueName: "path"))
+    var inventory: String = InventoryLoader.defaultPath
+
+    @Flag(name: [.short, .long], help: "Show more: each error's details and every output line.")
+    var verbose = false
+
+    /// The inventory, or exit 4 with every problem printed.
+    func load() throws -> Inventory {
+        do {
+            return try InventoryLoader.load(path: inventory)
+        } catch {
+            Terminal.error(error.description)
+            throw ExitCode(RunExitCode.badInput.rawValue)
+        }
+    }
+}
+
+/// How to log in, beyond what the inventory says. Secrets come from the environment or a prompt,
+/// never from argv (which other users can read in `ps`).
+struct ConnectionOptions: ParsableArguments {
+    @Option(help: ArgumentHelp(
+        "Use this known_hosts file instead of the inventory's `ssh.known_hosts`.", valueName: "path"))
+    var knownHosts: String?
+
+    @Option(help: ArgumentHelp(
+        "strict: refuse hosts not in known_hosts (default); accept-new: record unknown hosts' keys. A changed key is always refused.",
+        valueName: "policy"))
+    var hostKeyChecking: HostKeyPolicy?
+
+    @Flag(name: [.customShort("k"), .long], help: "Ask for the login password (or set LABCTL_SSH_PASSWORD); meant for installing a key the first time.")
+    var askPass = false
+
+    @Flag(name: [.customShort("K"), .long], help: "Ask for the sudo password of hosts with `become` (or set LABCTL_BECOME_PASSWORD); default: passwordless sudo.")
+    var askBecomePass = false
+
+    func secrets(for inventory: Inventory) -> ConnectionSecrets {
+        let environment = ProcessInfo.processInfo.environment
+        var secrets = ConnectionSecrets(knownHostsPath: knownHosts, hostKeyPolicy: hostKeyChecking)
+        secrets.keyPassphrase = environment["LABCTL_KEY_PASSPHRASE"]
+        if secrets.keyPassphrase == nil,
+            let locked = inventory.hosts.compactMap(\.keyPath).first(where: PrivateKeyInfo.needsPassphrase)
+        {
+            secrets.keyPassphrase = Terminal.askSecret("Passphrase for \(locked): ")
+        }
+        secrets.loginPassword = environment["LABCTL_SSH_PASSWORD"] ?? (askPass ? Terminal.askSecret("SSH password: ") : nil)
+        secrets.becomePassword = environment["LABCTL_BECOME_PASSWORD"] ?? (askBecomePass ? Terminal.askSecret("sudo password: ") : nil)
+        return secrets
+    }
+}
+
+extension HostKeyPolicy: ExpressibleByArgument {}

@@ -1,0 +1,70 @@
+import ArgumentParser
+import LabEngine
+import LabSpec
+import Rainbow
+
+struct Ping: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Check that every host answers over SSH.",
+        discussion: """
+            Connects to every host of the inventory at once, checks its host key
+            against known_hosts, logs in, and runs `uname -sr` and `id -un` (and
+            `sudo -n true` where the host uses become). One line per host: ok with
+            the system, the login user and the time taken, or why it failed.
+            Exits 3 if a host is unreachable, 2 if one answered but failed a check.
+
+            Examples:
+              labctl ping
+              labctl ping app           only the hosts with the role `app`
+              labctl ping -i inventory.vms.example.json --host-key-checking accept-new
+            """)
+
+    @OptionGroup var inventoryOptions: InventoryOptions
+    @OptionGroup var connection: ConnectionOptions
+
+    @Argument(help: "Hosts to ping: all (default), a host name, a role, or a comma list of them.")
+    var target = "all"
+
+    func run() async throws {
+        let inventory = try inventoryOptions.load()
+        let targets = try Targets.select(target, in: inventory, secrets: connection.secrets(for: inventory))
+        let results = await AdHoc.ping(targets)
+        var rows = [["HOST", "ADDRESS", "RESULT", "TIME", "DETAILS"]]
+        for ping in results {
+            if let error = ping.error {
+                rows.append([ping.host, ping.address, "FAILED", "-", inventoryOptions.verbose ? "\(error.kind)" : error.summary])
+            } else {
+                var details = "\(ping.system ?? "?"), logged in as \(ping.loginUser ?? "?")"
+                if let sudo = ping.sudoWorks { details += sudo ? ", sudo ok" : ", sudo REFUSED (passwordless sudo is not set up; use -K)" }
+                let total = (ping.connectTime ?? .zero) + (ping.commandTime ?? .zero)
+                rows.append([ping.host, ping.address, ping.succeeded ? "ok" : "FAILED", total.milliseconds, details])
+            }
+        }
+        Terminal.line(Terminal.table(rows) { row, column, text in
+            guard row > 0, column == 2 else { return row == 0 ? text.bold : text }
+            return text.hasPrefix("ok") ? text.green : text.red.bold
+        })
+        let failed = results.filter { !$0.succeeded }
+        if failed.isEmpty {
+            Terminal.line("\(results.count) host\(results.count == 1 ? "" : "s") answered.".green)
+            return
+        }
+        let unreachable = failed.contains { $0.error != nil }
+        throw ExitCode((unreachable ? RunExitCode.unreachable : RunExitCode.hostFailed).rawValue)
+    }
+}
+
+/// Turning a command line's target into hosts ready to connect to.
+enum Targets {
+    static func select(_ target: String, in inventory: Inventory, secrets: ConnectionSecrets) throws -> [RunTarget] {
+        let hosts: [InventoryHost]
+        do {
+            hosts = try inventory.select(target)
+        } catch {
+            Terminal.error(error.description)
+            throw ExitCode(RunExitCode.badInput.rawValue)
+        }
+        let names = Set(hosts.map(\.name))
+        return InventoryContext.targets(inventory, secrets: secrets).filter { names.contains($0.name) }
+    }
+}

@@ -1,0 +1,275 @@
+import ArgumentParser
+import Foundation
+import LabEngine
+import LabSpec
+import Rainbow
+
+/// Options every playbook verb shares (run, provision, deploy, up).
+struct PlaybookRunOptions: ParsableArguments {
+    @Flag(help: "Report what would change and change nothing.")
+    var check = false
+
+    @Flag(help: "Show a unified diff of every file that changes (or would, with --check).")
+    var diff = false
+
+    @Option(help: ArgumentHelp("Only these hosts or roles (comma list).", valueName: "hosts"))
+    var limit: String?
+
+    @Option(help: ArgumentHelp("Only steps with one of these tags (comma list).", valueName: "tags"))
+    var tags: String?
+
+    @Option(help: ArgumentHelp("Skip the steps before the one with this name.", valueName: "step"))
+    var startAt: String?
+
+    @Option(help: ArgumentHelp("Hosts worked on at once.", valueName: "n"))
+    var forks = 50
+
+    @Option(help: ArgumentHelp("Write the whole run as JSON to this file.", valueName: "file"))
+    var json: String?
+
+    @Option(help: ArgumentHelp("The folder of the playbooks (default: playbooks/ beside the inventory, else ./playbooks).", valueName: "dir"))
+    var playbooks: String?
+
+    @Flag(name: .customLong("vv"), help: "Show every output line of every command.")
+    var veryVerbose = false
+
+    func validate() throws {
+        if forks < 1 { throw ValidationError("--forks must be at least 1") }
+    }
+
+    func playbookDirectory(for inventory: Inventory) -> String {
+        if let playbooks { return URL(fileURLWithPath: playbooks).standardizedFileURL.path }
+        let beside = inventory.baseDirectory.appendingPathComponent("playbooks").path
+        if FileManager.default.fileExists(atPath: beside) { return beside }
+        return URL(fileURLWithPath: "playbooks").standardizedFileURL.path
+    }
+
+    func runOptions(playbookDirectory: String) -> RunOptions {
+        RunOptions(
+            playbookDirectory: playbookDirectory, check: check, diff: diff,
+            limit: limit.map { $0.split(separator: ",").map(String.init) },
+            tags: tags.map { $0.split(separator: ",").map(String.init) } ?? [],
+            startAt: startAt, forks: forks)
+    }
+}
+
+/// Parses, validates and runs one playbook with live progress and a recap; returns its report.
+enum PlaybookInvocation {
+    static func run(
+        _ name: String, inventory: Inventory, options: PlaybookRunOptions, connection: ConnectionOptions, verbose: Bool
+    ) async throws -> RunReport {
+        let directory = options.playbookDirectory(for: inventory)
+        var path = name
+        if !name.contains("/") { path = directory + "/" + (name.hasSuffix(".yml") ? name : name + ".yml") }
+        let playbook: Playbook
+        do {
+            playbook = try PlaybookParser.parse(fileAt: path)
+        } catch {
+            Terminal.error(error.description)
+            throw ExitCode(RunExitCode.badInput.rawValue)
+        }
+        let secrets = connection.secrets(for: inventory)
+        let runner = PlaybookRunner(
+            targets: InventoryContext.targets(inventory, secrets: secrets),
+            options: options.runOptions(playbookDirectory: URL(fileURLWithPath: path).deletingLastPathComponent().path))
+        let problems = runner.validate(playbook)
+        if !problems.isEmpty {
+            Terminal.error(PlaybookError(issues: problems).description)
+            throw ExitCode(RunExitCode.badInput.rawValue)
+        }
+        let title = URL(fileURLWithPath: path).lastPathComponent
+        Terminal.line("PLAY \(title)\(options.check ? " (check mode: nothing will be changed)" : "")".bold)
+        let printer = ProgressPrinter(verbose: verbose, veryVerbose: options.veryVerbose, diff: options.diff)
+        let report = await Interrupt.cancellingOnSIGINT {
+            await runner.run(playbook) { event in printer.show(event) }
+        }
+        Terminal.line("")
+        Terminal.line(Recap.render(report))
+        if let json = options.json {
+            do {
+                try report.json().write(to: URL(fileURLWithPath: json))
+            } catch {
+                Terminal.warning("could not write \(json): \(error.localizedDescription)")
+            }
+        }
+        return report
+    }
+}
+
+/// One line per step result as it happens, coloured like the recap.
+struct ProgressPrinter: Sendable {
+    let verbose: Bool
+    let veryVerbose: Bool
+    let diff: Bool
+
+    func show(_ event: RunEvent) {
+        switch event {
+        case .connecting:
+            break
+        case .connected(let host, let seconds):
+            if verbose { Terminal.line("\(host.cyan): connected in \(String(format: "%.0f ms", seconds * 1000))") }
+        case .unreachable(let host, let message):
+            Terminal.line("\(host.cyan): " + "UNREACHABLE".red.bold + " \(message)")
+        case .stepStarted(let host, let step, _):
+            if verbose { Terminal.line("\(host.cyan): … \(step)".dim) }
+        case .stepFinished(let host, let result):
+            show(result, on: host)
+        case .output(let host, let step, let line):
+            if veryVerbose { Terminal.line("\(host.cyan): \(step) \(line.stream == .stderr ? "!" : "|") \(line.text)".dim) }
+        case .hostFinished:
+            break
+        }
+    }
+
+    private func show(_ result: StepResult, on host: String) {
+        let seconds = String(format: "%.2fs", result.seconds)
+        let name = (result.handler ? "handler: " : "") + result.name
+        switch result.status {
+        case .ok:
+            if verbose { Terminal.line("\(host.cyan): " + "ok".green + "       \(name) (\(seconds))") }
+        case .changed:
+            Terminal.line("\(host.cyan): " + "changed".yellow + "  \(name) (\(seconds))")
+            for line in result.summary { Terminal.line("    \(line)".yellow) }
+            if diff, let text = result.diff { Terminal.line(DiffStyle.colour(text)) }
+        case .failed:
+            Terminal.line("\(host.cyan): " + "FAILED".red.bold + "   \(name) (\(seconds))")
+            if let message = result.message { Terminal.line("    \(message)".red) }
+            if let output = result.output, !output.isEmpty, verbose { Terminal.line(output) }
+        case .skipped:
+            if verbose { Terminal.line("\(host.cyan): " + "skipped".dim + "  \(name)" + (result.message.map { " (\($0))" } ?? "")) }
+        }
+    }
+}
+
+enum DiffStyle {
+    static func colour(_ diff: String) -> String {
+        diff.split(separator: "\n", omittingEmptySubsequences: false).map { line -> String in
+            if line.hasPrefix("+++") || line.hasPrefix("---") { return String(line).bold }
+            if line.hasPrefix("+") { return String(line).green }
+            if line.hasPrefix("-") { return String(line).red }
+            if line.hasPrefix("@@") { return String(line).cyan }
+            return String(line)
+        }.joined(separator: "\n")
+    }
+}
+
+/// Ctrl-C cancels the run: the runner stops at the next command boundary (atomic writes mean
+/// no host is left with a half-written file), closes its sessions, and the recap still prints.
+enum Interrupt {
+    static func cancellingOnSIGINT<T: Sendable>(_ body: @escaping @Sendable () async -> T) async -> T {
+        signal(SIGINT, SIG_IGN)
+        let task = Task { await body() }
+        let source = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
+        source.setEventHandler {
+            Terminal.warning("interrupted: stopping after the commands under way; press Ctrl-C again to quit at once")
+            task.cancel()
+            source.setEventHandler { exit(130) }
+        }
+        source.resume()
+        let result = await task.value
+        source.cancel()
+        signal(SIGINT, SIG_DFL)
+        return result
+    }
+}
+
+struct Run: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a playbook on the inventory's hosts.",
+        discussion: """
+            A playbook is a YAML list of steps (package, file, directory, block, line,
+            service, command, git, upload, wait_for). Each step looks at the host first
+            and changes only what differs, so a second run changes nothing.
+
+            Examples:
+              labctl run playbooks/provision.yml --check --diff
+              labctl run deploy --limit app1 -v
+            """)
+
+    @OptionGroup var inventoryOptions: InventoryOptions
+    @OptionGroup var connection: ConnectionOptions
+    @OptionGroup var runOptions: PlaybookRunOptions
+
+    @Argument(help: "A playbook file, or the name of one in the playbooks folder.")
+    var playbook: String
+
+    func run() async throws {
+        let inventory = try inventoryOptions.load()
+        let report = try await PlaybookInvocation.run(
+            playbook, inventory: inventory, options: runOptions, connection: connection, verbose: inventoryOptions.verbose)
+        if report.exitCode != .ok { throw ExitCode(report.exitCode.rawValue) }
+    }
+}
+
+/// A verb that runs one of the shipped playbooks by name.
+protocol NamedPlaybookCommand: AsyncParsableCommand {
+    static var playbookName: String { get }
+    var inventoryOptions: InventoryOptions { get }
+    var connection: ConnectionOptions { get }
+    var runOptions: PlaybookRunOptions { get }
+}
+
+extension NamedPlaybookCommand {
+    func run() async throws {
+        let inventory = try inventoryOptions.load()
+        let report = try await PlaybookInvocation.run(
+            Self.playbookName, inventory: inventory, options: runOptions, connection: connection,
+            verbose: inventoryOptions.verbose)
+        if report.exitCode != .ok { throw ExitCode(report.exitCode.rawValue) }
+    }
+}
+
+struct Provision: NamedPlaybookCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Prepare every host: base packages, hosts file, nginx on the proxy, Node on the app servers.",
+        discussion: "Runs playbooks/provision.yml. Safe to run again: a second run changes nothing.")
+    static let playbookName = "provision"
+
+    @OptionGroup var inventoryOptions: InventoryOptions
+    @OptionGroup var connection: ConnectionOptions
+    @OptionGroup var runOptions: PlaybookRunOptions
+}
+
+struct Deploy: NamedPlaybookCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Deploy the app on the app servers and the reverse proxy / load balancer on the proxy.",
+        discussion: """
+            Runs playbooks/deploy.yml: the app as a systemd service on every app
+            server, nginx's config for the lab's domain on the proxy (checked with
+            `nginx -t` before it goes live; nginx reloads only when it changed).
+            """)
+    static let playbookName = "deploy"
+
+    @OptionGroup var inventoryOptions: InventoryOptions
+    @OptionGroup var connection: ConnectionOptions
+    @OptionGroup var runOptions: PlaybookRunOptions
+}
+
+struct UpCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "up",
+        abstract: "The whole lab: provision, then deploy.",
+        discussion: """
+            Runs `labctl provision` and then `labctl deploy` on the inventory's hosts,
+            stopping after the first that fails. On the local lab:
+              sudo labctl lab up && labctl up
+            """)
+
+    @OptionGroup var inventoryOptions: InventoryOptions
+    @OptionGroup var connection: ConnectionOptions
+    @OptionGroup var runOptions: PlaybookRunOptions
+
+    func run() async throws {
+        let inventory = try inventoryOptions.load()
+        for playbook in ["provision", "deploy"] {
+            let report = try await PlaybookInvocation.run(
+                playbook, inventory: inventory, options: runOptions, connection: connection, verbose: inventoryOptions.verbose)
+            if report.exitCode != .ok { throw ExitCode(report.exitCode.rawValue) }
+            Terminal.line("")
+        }
+        if let domain = inventory.domain, let proxy = inventory.proxyHosts.first {
+            Terminal.line("The lab is up: http://\(domain)/ (the proxy is \(proxy.address)).".green.bold)
+            Terminal.line("To open it in a browser here, add the domain to your hosts file: sudo labctl hosts --apply")
+        }
+    }
+}

@@ -1,0 +1,129 @@
+import Foundation
+import TestSupport
+import Testing
+
+/// `labctl ping` and `labctl exec` through the built executable, against real sshd instances.
+@Suite final class CLITests {
+    let servers: [TestSSHServer]
+    let folder: TemporaryDirectory
+    let inventoryPath: String
+
+    init() throws {
+        servers = try (0..<2).map { _ in try TestSSHServer() }
+        folder = try TemporaryDirectory(prefix: "labctl-cli")
+        let knownHosts = servers.map(\.hostPublicKeyLine).joined(separator: "\n") + "\n"
+        try knownHosts.write(toFile: folder.file("known_hosts"), atomically: true, encoding: .utf8)
+        inventoryPath = folder.file("inventory.json")
+        try writeInventory(servers.enumerated().map { index, server in
+            (name: "web\(index + 1)", port: server.port, key: server.clientKeyPath)
+        })
+    }
+
+    deinit { folder.remove() }
+
+    func writeInventory(_ hosts: [(name: String, port: Int, key: String)]) throws {
+        let entries = hosts.map { host in
+            #"{ "name": "\#(host.name)", "address": "127.0.0.1", "port": \#(host.port), "key": "\#(host.key)", "roles": ["web"] }"#
+        }
+        let json = """
+            { "name": "cli-test", "ssh": { "known_hosts": "known_hosts" },
+              "hosts": [\(entries.joined(separator: ",\n"))] }
+            """
+        try json.write(toFile: inventoryPath, atomically: true, encoding: .utf8)
+    }
+
+    func labctl(_ arguments: [String]) throws -> LocalResult {
+        try runLocal([labctlExecutablePath] + arguments, check: false)
+    }
+
+    @Test func pingReportsEveryHost() throws {
+        let result = try labctl(["ping", "-i", inventoryPath])
+        #expect(result.status == 0, "\(result.stderr)\(result.stdout)")
+        for name in ["web1", "web2"] {
+            let line = try #require(result.stdout.split(separator: "\n").first { $0.hasPrefix(name) })
+            #expect(line.contains(" ok "))
+            #expect(line.contains("logged in as root"))
+            #expect(line.contains("Linux"))
+        }
+    }
+
+    @Test func pingNamesTheHostThatIsDownAndExitsThree() throws {
+        servers[1].stop()
+        let result = try labctl(["ping", "-i", inventoryPath])
+        #expect(result.status == 3)
+        let web2 = try #require(result.stdout.split(separator: "\n").first { $0.hasPrefix("web2") })
+        #expect(web2.contains("FAILED"))
+        #expect(web2.contains("connection refused"))
+        let web1 = try #require(result.stdout.split(separator: "\n").first { $0.hasPrefix("web1") })
+        #expect(web1.contains(" ok "))
+    }
+
+    @Test func pingRefusesAnUnknownHostKey() throws {
+        try "".write(toFile: folder.file("known_hosts"), atomically: true, encoding: .utf8)
+        let result = try labctl(["ping", "-i", inventoryPath, "web1"])
+        #expect(result.status == 3)
+        #expect(result.stdout.contains("is not in"))
+        let accepted = try labctl(["ping", "-i", inventoryPath, "--host-key-checking", "accept-new"])
+        #expect(accepted.status == 0, "\(accepted.stdout)")
+        #expect(try String(contentsOfFile: folder.file("known_hosts"), encoding: .utf8).split(separator: "\n").count == 2)
+    }
+
+    @Test func execStreamsLinesWithHostNamesAndSummarises() throws {
+        let result = try labctl(["exec", "-i", inventoryPath, "all", "--", "echo hello; echo oops >&2; test $(id -un) = root"])
+        #expect(result.status == 0, "\(result.stderr)\(result.stdout)")
+        let lines = result.stdout.split(separator: "\n").map(String.init)
+        for name in ["web1", "web2"] {
+            #expect(lines.contains("\(name) | hello"))
+            #expect(lines.contains("\(name) ! oops"))
+            #expect(lines.contains { $0.hasPrefix(name) && $0.contains("ok, exit 0") })
+        }
+    }
+
+    @Test func execFailureOnOneHostExitsTwo() throws {
+        let result = try labctl(["exec", "-i", inventoryPath, "web1,web2", "--", "sh", "-c", "exit 7"])
+        #expect(result.status == 2)
+        #expect(result.stdout.contains("FAILED, exit 7"))
+        let one = try labctl(["exec", "-i", inventoryPath, "web2", "--", "printf", "%s\\n", "two words"])
+        #expect(one.stdout.contains("web2 | two words"))
+        #expect(!one.stdout.contains("web1"))
+    }
+
+    @Test func badInputExitsFourAndSaysWhere() throws {
+        let unknown = try labctl(["exec", "-i", inventoryPath, "db", "--", "true"])
+        #expect(unknown.status == 4)
+        #expect(unknown.stderr.contains("db"))
+        try #"{ "hosts": [ { "name": "x", "address": "300.1.1.1", "roles": ["web"] } ] }"#
+            .write(toFile: inventoryPath, atomically: true, encoding: .utf8)
+        let bad = try labctl(["ping", "-i", inventoryPath])
+        #expect(bad.status == 4)
+        #expect(bad.stderr.contains("hosts[0].address"))
+        let missing = try labctl(["ping", "-i", folder.file("nope.json")])
+        #expect(missing.status == 4)
+        #expect(missing.stderr.contains("nope.json"))
+    }
+}
+
+/// `labctl hosts` on a file of the test's own.
+@Suite struct HostsCommandTests {
+    @Test func applyThenRemoveRestoresTheFile() throws {
+        let folder = try TemporaryDirectory(prefix: "labctl-hosts-cli")
+        defer { folder.remove() }
+        let inventory = folder.file("inventory.json")
+        try #"{ "name": "demo", "domain": "demo.lab", "hosts": [ { "name": "proxy", "address": "198.18.9.10", "roles": ["proxy"] } ] }"#
+            .write(toFile: inventory, atomically: true, encoding: .utf8)
+        let hosts = folder.file("hosts")
+        let original = "127.0.0.1\tlocalhost\n::1 ip6-localhost\n# no newline at the end"
+        try original.write(toFile: hosts, atomically: true, encoding: .utf8)
+
+        let printed = try runLocal([labctlExecutablePath, "hosts", "-i", inventory])
+        #expect(printed.stdout == "198.18.9.10 demo.lab\n")
+        try runLocal([labctlExecutablePath, "hosts", "-i", inventory, "--apply", "--file", hosts])
+        let applied = try String(contentsOfFile: hosts, encoding: .utf8)
+        #expect(applied.contains("\n198.18.9.10 demo.lab\n"))
+        #expect(try String(contentsOfFile: hosts + ".labctl-backup", encoding: .utf8) == original)
+        let again = try runLocal([labctlExecutablePath, "hosts", "-i", inventory, "--apply", "--file", hosts])
+        #expect(again.stdout.contains("already up to date"))
+        try runLocal([labctlExecutablePath, "hosts", "-i", inventory, "--remove", "--file", hosts])
+        #expect(try Data(contentsOf: URL(fileURLWithPath: hosts)) == Data(original.utf8))
+    }
+}

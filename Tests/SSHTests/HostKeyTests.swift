@@ -1,0 +1,179 @@
+import Foundation
+import SSH
+import TestSupport
+import Testing
+
+/// known_hosts handling against a real sshd: strict, accept-new, mismatch, revoked, hashed.
+@Suite struct HostKeyTests {
+    let server: TestSSHServer
+
+    init() throws {
+        server = try TestSSHServer()
+    }
+
+    var serverFingerprint: String {
+        get throws {
+            let out = try runLocal(["ssh-keygen", "-lf", server.directory.file("ssh_host_ed25519_key.pub")]).stdout
+            return String(out.split(separator: " ")[1])
+        }
+    }
+
+    func writeKnownHosts(_ lines: [String]) throws {
+        try (lines.joined(separator: "\n") + "\n").write(toFile: server.knownHostsPath, atomically: true, encoding: .utf8)
+    }
+
+    func otherEd25519PublicKey() throws -> String {
+        let folder = try TemporaryDirectory()
+        defer { folder.remove() }
+        try runLocal(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", folder.file("k")])
+        let parts = try String(contentsOfFile: folder.file("k.pub"), encoding: .utf8).split(separator: " ")
+        return "\(parts[0]) \(parts[1])"
+    }
+
+    @Test func strictRefusesAnUnknownHostAndNamesTheFingerprint() async throws {
+        try writeKnownHosts(["# nothing about this host"])
+        let fingerprint = try serverFingerprint
+        await #expect {
+            _ = try await SSHClient.connect(server.options())
+        } throws: { error in
+            guard let error = error as? SSHError, case .hostKeyUnknown(let type, let shown, _) = error.kind else { return false }
+            return type == "ssh-ed25519" && shown == fingerprint && error.description.contains("accept-new")
+        }
+        // Nothing was written in strict mode.
+        #expect(try String(contentsOfFile: server.knownHostsPath, encoding: .utf8) == "# nothing about this host\n")
+    }
+
+    @Test func acceptNewRecordsOneLineThenStrictAccepts() async throws {
+        try FileManager.default.removeItem(atPath: server.knownHostsPath)
+        let client = try await SSHClient.connect(server.options(policy: .acceptNew))
+        await client.close()
+        let recorded = try String(contentsOfFile: server.knownHostsPath, encoding: .utf8)
+        #expect(recorded == server.hostPublicKeyLine + "\n")
+        let again = try await SSHClient.connect(server.options(policy: .strict))
+        await again.close()
+        #expect(try String(contentsOfFile: server.knownHostsPath, encoding: .utf8) == recorded)
+    }
+
+    @Test func mismatchIsRefusedEvenWithAcceptNew() async throws {
+        let other = try otherEd25519PublicKey()
+        try writeKnownHosts(["# a comment", "[127.0.0.1]:\(server.port) \(other)"])
+        let fingerprint = try serverFingerprint
+        for policy in HostKeyPolicy.allCases {
+            await #expect {
+                _ = try await SSHClient.connect(server.options(policy: policy))
+            } throws: { error in
+                guard let error = error as? SSHError,
+                    case .hostKeyMismatch(_, let presented, let expected, let path, let line) = error.kind
+                else { return false }
+                return presented == fingerprint && expected != fingerprint && expected.hasPrefix("SHA256:")
+                    && path == server.knownHostsPath && line == 2 && error.description.contains("ssh-keygen -R")
+            }
+        }
+        #expect(try String(contentsOfFile: server.knownHostsPath, encoding: .utf8).components(separatedBy: "\n").count == 3)
+    }
+
+    @Test func anEntryOfAnotherKeyTypeIsNotAMismatch() async throws {
+        try writeKnownHosts([
+            "[127.0.0.1]:\(server.port) ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBEmKSENjQEezOmxkZMy7opKgwFB9nkt5YRrYMjNuG5N87uRgg6CLrbo5wAdT/y6v0mKV0U2w0WZ2YB/++Tpockg=",
+        ])
+        await #expect {
+            _ = try await SSHClient.connect(server.options(policy: .strict))
+        } throws: { error in
+            guard let error = error as? SSHError, case .hostKeyUnknown = error.kind else { return false }
+            return true
+        }
+        let client = try await SSHClient.connect(server.options(policy: .acceptNew))
+        await client.close()
+    }
+
+    @Test func revokedKeyIsRefused() async throws {
+        try writeKnownHosts([server.hostPublicKeyLine, "@revoked " + server.hostPublicKeyLine])
+        await #expect {
+            _ = try await SSHClient.connect(server.options(policy: .acceptNew))
+        } throws: { error in
+            guard let error = error as? SSHError, case .hostKeyRevoked(_, _, let line) = error.kind else { return false }
+            return line == 2
+        }
+    }
+
+    @Test func hashedEntriesAndMalformedLinesAreHandled() async throws {
+        try writeKnownHosts([server.hostPublicKeyLine])
+        try runLocal(["ssh-keygen", "-H", "-f", server.knownHostsPath])
+        let hashed = try String(contentsOfFile: server.knownHostsPath, encoding: .utf8)
+        #expect(hashed.contains("|1|"))
+        #expect(!hashed.contains("127.0.0.1"))
+        // libssh2's own file reader would stop at this line and miss the entry after it.
+        try writeKnownHosts(["this line is not a known_hosts line", "@cert-authority * ssh-ed25519 AAAA", hashed])
+        let client = try await SSHClient.connect(server.options())
+        let result = try await client.run(RemoteCommand("echo ok"))
+        #expect(result.stdoutText == "ok\n")
+        await client.close()
+    }
+}
+
+/// Failures that happen before SSH starts.
+@Suite struct ConnectErrorTests {
+    func options(host: String, port: Int) -> SSHOptions {
+        SSHOptions(
+            endpoint: SSHEndpoint(host: host, port: port, user: "root"),
+            credentials: [.agent(socketPath: nil)], knownHostsPath: "/dev/null",
+            connectTimeout: .seconds(2), handshakeTimeout: .seconds(1))
+    }
+
+    @Test func unresolvableName() async throws {
+        await #expect {
+            _ = try await SSHClient.connect(options(host: "no-such-host.invalid", port: 22))
+        } throws: { error in
+            guard let error = error as? SSHError, case .nameNotResolved = error.kind else { return false }
+            return error.operation == .connect
+        }
+    }
+
+    @Test func refusedPort() async throws {
+        let port = try TestSSHServer.freePort()
+        await #expect {
+            _ = try await SSHClient.connect(options(host: "127.0.0.1", port: port))
+        } throws: { error in
+            guard let error = error as? SSHError, case .connectionRefused = error.kind else { return false }
+            return true
+        }
+    }
+
+    @Test func silentServerTimesOutInTheHandshake() async throws {
+        let listener = try SilentListener()
+        defer { listener.close() }
+        let start = ContinuousClock.now
+        await #expect {
+            _ = try await SSHClient.connect(options(host: "127.0.0.1", port: listener.port))
+        } throws: { error in
+            guard let error = error as? SSHError, case .timeout = error.kind else { return false }
+            return error.operation == .handshake
+        }
+        #expect(ContinuousClock.now - start < .seconds(30))
+    }
+}
+
+/// A TCP listener that accepts nothing and says nothing: a server that hangs.
+struct SilentListener {
+    let fd: Int32
+    let port: Int
+
+    init() throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let fd = fd
+        withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                _ = bind(fd, $0, length)
+                _ = listen(fd, 8)
+                _ = getsockname(fd, $0, &length)
+            }
+        }
+        port = Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    func close() { Glibc.close(fd) }
+}

@@ -1,0 +1,13 @@
+#!/bin/sh
+# Written by labctl (playbooks/templates/app-start.sh): starts {{app.name}} as the course does.
+PATH=/opt/labctl/node-bin:$PATH
+export PATH
+major=$(node -p 'process.versions.node.split(".")[0]')
+# react-scripts 4 needs the legacy OpenSSL provider on Node 17 and later; Node 16 and older
+# refuse the option, so it is set only where it is needed.
+if [ "$major" -ge 17 ]; then
+    NODE_OPTIONS=--openssl-legacy-provider
+    export NODE_OPTIONS
+fi
+cd {{app.directory}} || exit 1
+exec npm run start
