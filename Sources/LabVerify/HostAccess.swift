@@ -84,16 +84,27 @@ public struct SystemdServiceController: ServiceController {
 /// One SSH connection per host, opened on first use and kept for the run, with the inventory's
 /// key, known_hosts file and host key policy.
 public actor SSHHostCommandRunner: HostCommandRunner {
-    private let inventory: Inventory
+    private let makeOptions: @Sendable (InventoryHost) -> SSHOptions
+    private let become: @Sendable (InventoryHost) -> Become?
     private var clients: [String: Task<SSHClient, any Error>] = [:]
 
-    public init(inventory: Inventory) {
-        self.inventory = inventory
+    /// - `options`: how to reach a host; by default from the inventory alone. The CLI passes
+    ///   LabEngine's builder so that run-time secrets and overrides (a key's passphrase,
+    ///   `--known-hosts`) apply here too.
+    /// - `become`: how a privileged command runs on a host; by default passwordless sudo on
+    ///   hosts that say `become`, nothing on the others.
+    public init(
+        inventory: Inventory,
+        options: (@Sendable (InventoryHost) -> SSHOptions)? = nil,
+        become: (@Sendable (InventoryHost) -> Become?)? = nil
+    ) {
+        self.makeOptions = options ?? { SSHHostCommandRunner.sshOptions(for: $0, in: inventory) }
+        self.become = become ?? { $0.become ? .sudo : nil }
     }
 
     public func run(_ command: String, on host: InventoryHost, privileged: Bool, timeout: Duration) async throws -> HostCommandOutput {
         let client = try await client(for: host)
-        let remote = RemoteCommand(command, timeout: timeout, become: privileged && host.become ? .sudo : nil)
+        let remote = RemoteCommand(command, timeout: timeout, become: privileged ? become(host) : nil)
         let result = try await client.run(remote)
         let status: Int32 = result.exitSignal == nil ? result.exitStatus : 128 + 15
         return HostCommandOutput(status: status, stdout: result.stdoutText, stderr: result.stderrText)
@@ -118,7 +129,7 @@ public actor SSHHostCommandRunner: HostCommandRunner {
                 throw error
             }
         }
-        let options = Self.sshOptions(for: host, in: inventory)
+        let options = makeOptions(host)
         let task = Task { () async throws -> SSHClient in try await SSHClient.connect(options) }
         clients[host.name] = task
         do {
@@ -129,7 +140,7 @@ public actor SSHHostCommandRunner: HostCommandRunner {
         }
     }
 
-    /// SSH options for `host` from the inventory.
+    /// SSH options for `host` from the inventory alone (no passphrase, no overrides).
     public static func sshOptions(for host: InventoryHost, in inventory: Inventory) -> SSHOptions {
         var credentials: [SSHCredential] = []
         if let key = host.keyPath { credentials.append(.keyFile(path: key, passphrase: nil)) }
