@@ -115,6 +115,9 @@ struct HTTPProber: Sendable {
                 break
             }
         }
+        // The connect errors are swift-nio's types (IOError, NIOConnectionError), which this
+        // module does not import: a direct dependency on swift-nio only to name them is not
+        // worth it, and their descriptions carry the errno's words.
         let text = String(describing: error)
         if text.contains("connectionRefused") || text.contains("Connection refused") || text.contains("ECONNREFUSED")
             || text.lowercased().contains("refused")

@@ -277,6 +277,7 @@ final class VerifyRun {
                 evidence: Evidence(target: "nginx -t (as nginx -T)", details: testLines),
                 seconds: (clock.now - start).seconds))
 
+            progress(.started(.nginx, name: includeName))
             let confPath = inventory.nginx.confPath
             let loaded = dump.stdout.contains("# configuration file \(confPath):")
             let includeLine = dump.stdout.split(separator: "\n").first {
