@@ -102,7 +102,7 @@ public enum DistributionJudge {
         }
         for server in live where !serving.contains(server) {
             if let count = counts[server.name], count > 0 {
-                problems.append("backup server \(server.name) answered \(count) of \(total) requests while other servers were live")
+                problems.append("backup server \(server.name) answered \(count) of \(total) requests; nginx uses a backup only when every other server is down")
             }
         }
 

@@ -9,7 +9,10 @@ import TestSupport
 /// machine that `shutDown` ends.
 final class LoopbackLab: @unchecked Sendable {
     static let domain = "wayshub.test"
-    static let appAddresses: KeyValuePairs<String, String> = ["app1": "127.0.0.2", "app2": "127.0.0.3"]
+    /// app3 only with `backup: true`, as nginx's backup server.
+    static let allAppAddresses: KeyValuePairs<String, String> = ["app1": "127.0.0.2", "app2": "127.0.0.3", "app3": "127.0.0.4"]
+
+    var appAddresses: [(key: String, value: String)] { Array(Self.allAppAddresses.prefix(backup ? 3 : 2)) }
 
     let directory: TemporaryDirectory
     let appPort: Int
@@ -18,6 +21,7 @@ final class LoopbackLab: @unchecked Sendable {
     /// Give each app its own X-Served-By name (else both say this machine's host name, and the
     /// verifier must tell them apart by nginx's X-Upstream).
     let namedApps: Bool
+    let backup: Bool
     private let lock = NSLock()
     private var appPIDs: [String: pid_t] = [:]
     private var nginxPID: pid_t?
@@ -37,14 +41,15 @@ final class LoopbackLab: @unchecked Sendable {
 
     static var canRun: Bool { nodePath != nil && nginxPath != nil }
 
-    init(method: Inventory.BalancingMethod = .roundRobin, namedApps: Bool = false, upstreamHeader: Bool = true) throws {
+    init(method: Inventory.BalancingMethod = .roundRobin, namedApps: Bool = false, upstreamHeader: Bool = true, backup: Bool = false) throws {
         directory = try TemporaryDirectory(prefix: "labctl-verify")
         self.method = method
         self.namedApps = namedApps
+        self.backup = backup
         appPort = try TestSSHServer.freePort()
         proxyPort = try TestSSHServer.freePort()
         do {
-            for (name, _) in Self.appAddresses { try startApp(name, wait: true) }
+            for (name, _) in appAddresses { try startApp(name, wait: true) }
             try startNginx(upstreamHeader: upstreamHeader)
         } catch {
             shutDown()
@@ -56,9 +61,9 @@ final class LoopbackLab: @unchecked Sendable {
 
     var inventory: Inventory {
         var hosts = [InventoryHost(name: "proxy", address: "127.0.0.1", roles: [Inventory.proxyRole])]
-        for (name, address) in Self.appAddresses {
+        for (name, address) in appAddresses {
             hosts.append(InventoryHost(name: name, address: address, roles: [Inventory.appRole],
-                                       upstream: .init(failTimeout: "2s")))
+                                       upstream: .init(backup: name == "app3", failTimeout: "2s")))
         }
         return Inventory(
             name: "loopback", domain: Self.domain, hosts: hosts,
@@ -67,7 +72,7 @@ final class LoopbackLab: @unchecked Sendable {
             baseDirectory: directory.url)
     }
 
-    func address(of app: String) -> String { Self.appAddresses.first { $0.key == app }!.value }
+    func address(of app: String) -> String { Self.allAppAddresses.first { $0.key == app }!.value }
 
     func startApp(_ name: String, wait: Bool) throws {
         let address = address(of: name)
@@ -100,7 +105,9 @@ final class LoopbackLab: @unchecked Sendable {
 
     private func startNginx(upstreamHeader: Bool) throws {
         let dir = directory.path
-        let servers = Self.appAddresses.map { "        server \($0.value):\(appPort) max_fails=1 fail_timeout=2s;" }.joined(separator: "\n")
+        let servers = appAddresses.map {
+            "        server \($0.value):\(appPort) max_fails=1 fail_timeout=2s\($0.key == "app3" ? " backup" : "");"
+        }.joined(separator: "\n")
         let methodLine = method == .roundRobin ? "" : "        \(method.rawValue);\n"
         let config = """
             worker_processes 2;

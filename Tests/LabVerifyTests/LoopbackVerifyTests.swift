@@ -119,6 +119,39 @@ struct LoopbackVerifyTests {
         #expect(balancing.distribution?.filter { $0.count > 0 }.map(\.count) == [20])
     }
 
+    @Test("a backup server stays idle while the others live, and the drill with it passes")
+    func backupIdle() async throws {
+        let lab = try LoopbackLab(backup: true)
+        defer { lab.shutDown() }
+        let services = LoopbackServices(lab: lab)
+        let report = await verify(lab, VerifyOptions(failover: true, requests: 20, checks: [.appDirect, .balancing]), services: services)
+        #expect(report.failures.isEmpty, "\(report.table())")
+        let balancing = try #require(results(report, .balancing).first)
+        #expect(balancing.distribution?.map(\.server) == ["app1", "app2", "app3"])
+        #expect(balancing.distribution?.last?.count == 0)
+        #expect(balancing.distribution?.last?.backup == true)
+        #expect(results(report, .failover).map(\.host) == ["app1", "app2", "app3"])
+        // With app1 down, app2 is still a primary: the backup stays idle.
+        #expect(results(report, .failover).first?.distribution?.last?.count == 0)
+        #expect(results(report, .failover).last?.summary.contains("answered directly again") == true)
+    }
+
+    @Test("a backup server that gets requests while the others live fails check 5, naming it")
+    func busyBackupNamed() async throws {
+        let lab = try LoopbackLab(backup: true)
+        defer { lab.shutDown() }
+        lab.stopApp("app1")
+        lab.stopApp("app2")
+        // nginx sends to app3 because the primaries are down; the inventory says app1 and app2
+        // should serve, so the check names both missing and the busy backup.
+        let report = await verify(lab, VerifyOptions(requests: 10, checks: [.balancing]))
+        let balancing = try #require(results(report, .balancing).first)
+        #expect(balancing.status == .fail)
+        #expect(balancing.summary.contains("backup server app3 answered 10 of 10 requests; nginx uses a backup only when every other server is down"), "\(balancing.summary)")
+        #expect(balancing.summary.contains("app1 answered none of 10 requests"))
+        #expect(balancing.latency?.errors == 0)
+    }
+
     @Test("the failover drill under load: every server stopped in turn, no request fails, all back after")
     func drillUnderLoad() async throws {
         let lab = try LoopbackLab()
