@@ -198,6 +198,21 @@ struct LoopbackVerifyTests {
         #expect(services.log == ["stop app1", "start app1", "stop app2", "start app2"])
     }
 
+    @Test("a server already down: the drill stops nothing and says which server is down")
+    func drillRefusesUnhealthyLab() async throws {
+        let lab = try LoopbackLab()
+        defer { lab.shutDown() }
+        lab.stopApp("app2")
+        let services = LoopbackServices(lab: lab)
+        let report = await verify(lab, VerifyOptions(failover: true, loadRate: 20, requests: 10, checks: []), services: services)
+        #expect(services.log.isEmpty)
+        #expect(report.checks.map(\.status) == [.skipped, .fail, .skipped], "\(report.table())")
+        #expect(report.checks[0].summary == "not stopped: app2 is already down")
+        #expect(report.checks[1].summary == "app2 does not answer on :\(lab.appPort), so the drill stopped no server")
+        #expect(report.checks[2].kind == .load)
+        #expect(report.exitCode == 1)
+    }
+
     @Test("cancelling the drill (Ctrl-C) while a server is down starts it again before run returns")
     func cancelledDrillRestarts() async throws {
         let lab = try LoopbackLab()
