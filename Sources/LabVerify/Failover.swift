@@ -188,7 +188,7 @@ extension VerifyRun {
             if probe.succeeded { break }
             last = probe.outcome
             guard clock.now < deadline else {
-                throw DrillFailure(message: "\(server.name) was started again but did not answer on :\(appPort) within \(Int(options.rejoinTimeout.seconds)) s (last: \(last))")
+                throw DrillFailure(message: "\(server.name) was started again but did not answer on :\(appPort) within \(Int((deadline - start).seconds)) s (last: \(last))")
             }
             try await Task.sleep(for: .milliseconds(200))
         }
@@ -215,7 +215,7 @@ extension VerifyRun {
                     + "and through the proxy after fail_timeout (\(server.upstream.failTimeout)): back in rotation"
             }
             guard clock.now < deadline else {
-                throw DrillFailure(message: "\(server.name) answers directly again but nginx sent it none of \(sent) requests within \(Int(options.rejoinTimeout.seconds)) s of its restart (fail_timeout: \(server.upstream.failTimeout))")
+                throw DrillFailure(message: "\(server.name) answers directly again but nginx sent it none of \(sent) requests within \(Int((deadline - start).seconds)) s of its restart (fail_timeout: \(server.upstream.failTimeout))")
             }
             try await Task.sleep(for: .milliseconds(100))
         }
