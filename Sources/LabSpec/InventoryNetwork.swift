@@ -152,34 +152,13 @@ enum InventorySyntax {
         }
     }
 
-    /// Edit distance counting a swap of two neighbours as one edit (optimal string alignment),
-    /// for "did you mean" hints: "prot" is one edit from "port".
-    static func editDistance(_ a: String, _ b: String) -> Int {
-        let a = Array(a), b = Array(b)
-        if a.isEmpty { return b.count }
-        if b.isEmpty { return a.count }
-        var d = [[Int]](repeating: [Int](repeating: 0, count: b.count + 1), count: a.count + 1)
-        for i in 0...a.count { d[i][0] = i }
-        for j in 0...b.count { d[0][j] = j }
-        for i in 1...a.count {
-            for j in 1...b.count {
-                let cost = a[i - 1] == b[j - 1] ? 0 : 1
-                d[i][j] = min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost)
-                if i > 1, j > 1, a[i - 1] == b[j - 2], a[i - 2] == b[j - 1] {
-                    d[i][j] = min(d[i][j], d[i - 2][j - 2] + 1)
-                }
-            }
-        }
-        return d[a.count][b.count]
-    }
-
     /// The known name an unknown one most likely meant, if any is close enough: the same name
     /// in another spelling (`knownHosts`, `Known-Hosts`), or within a few edits.
     static func suggestion(for unknown: String, among known: [String]) -> String? {
         func folded(_ s: String) -> String { s.lowercased().filter { $0 != "_" && $0 != "-" } }
         if let same = known.first(where: { folded($0) == folded(unknown) }) { return same }
         let limit = max(1, min(3, unknown.count / 3))
-        let ranked = known.map { ($0, editDistance(unknown.lowercased(), $0)) }
+        let ranked = known.map { ($0, EditDistance.between(unknown.lowercased(), $0)) }
             .filter { $0.1 <= limit }
             .sorted { $0.1 < $1.1 }
         return ranked.first?.0

@@ -1,7 +1,8 @@
 /// POSIX shell quoting and the command lines labctl builds around a user's command.
 public enum ShellQuoting {
-    /// Single-quotes `word` for any POSIX shell: the one quoting rule with no exceptions
-    /// (inside '...' nothing is special except ' itself, written as '\'').
+    /// Single-quotes `word` for any POSIX shell: inside '...' nothing is special (`$`, backquotes,
+    /// backslashes, newlines, globs) except ' itself, which is closed, escaped and reopened.
+    /// Words made only of characters that mean nothing to sh stay bare, for readable -vv output.
     public static func quote(_ word: String) -> String {
         if !word.isEmpty, word.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_./=:@%+,".contains($0)) }) {
             return word
