@@ -13,6 +13,7 @@ let package = Package(
         .package(url: "https://github.com/onevcat/Rainbow", from: "4.2.2"),
         .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
         .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         // The system libssh2 (Debian: libssh2-1-dev). The shim also exposes libcrypto's SHA-256
@@ -39,11 +40,19 @@ let package = Package(
             name: "LabLocal",
             dependencies: ["SSH", .product(name: "Subprocess", package: "swift-subprocess")]
         ),
+        // labctl verify: HTTP checks through the proxy, load balancing, the failover drill, reports.
+        .target(
+            name: "LabVerify",
+            dependencies: [
+                "LabSpec", "SSH",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ]
+        ),
         // The executable: argument parsing and output only.
         .executableTarget(
             name: "labctl",
             dependencies: [
-                "SSH", "LabSpec", "LabEngine", "LabLocal",
+                "SSH", "LabSpec", "LabEngine", "LabLocal", "LabVerify",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 "Rainbow",
             ]
@@ -56,6 +65,7 @@ let package = Package(
         .testTarget(name: "LabSpecTests", dependencies: ["LabSpec"]),
         .testTarget(name: "LabEngineTests", dependencies: ["LabEngine", "TestSupport"]),
         .testTarget(name: "LabLocalTests", dependencies: ["LabLocal", "SSH", "TestSupport"]),
+        .testTarget(name: "LabVerifyTests", dependencies: ["LabVerify", "TestSupport"]),
         .testTarget(name: "LabctlTests", dependencies: ["labctl", "LabEngine", "TestSupport"]),
     ]
 )

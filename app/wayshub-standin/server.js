@@ -10,7 +10,8 @@ const os = require('os');
 const port = parsePort(process.env.PORT, 3000);
 // create-react-app listens on every interface by default; HOST narrows it like there.
 const host = process.env.HOST || undefined;
-const hostname = os.hostname();
+// STANDIN_SERVER_NAME lets several copies on one machine (tests) tell themselves apart.
+const hostname = process.env.STANDIN_SERVER_NAME || os.hostname();
 
 function parsePort(text, fallback) {
   if (text === undefined || text === '') return fallback;
