@@ -6,6 +6,7 @@ set -euo pipefail
 packages=(
   libssh2-1-dev pkg-config        # the SSH executor (libssh2 1.10) and its build flags
   openssh-client openssh-server   # ssh-keygen for keys; sshd for the SSH tests
+  git curl diffutils python3      # the engine's tests: git steps, wait_for URLs, diffs
   sudo                            # become tests
   debootstrap systemd-container   # labctl lab: the base image and systemd-nspawn
   iproute2 iptables zstd          # labctl lab: namespaces, veths, bridge, NAT, base cache
