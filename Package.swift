@@ -44,7 +44,7 @@ let package = Package(
         .target(
             name: "LabVerify",
             dependencies: [
-                "LabSpec", "SSH",
+                "LabSpec", "SSH", "LabEngine",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]
         ),

@@ -1,4 +1,5 @@
 import Foundation
+import LabEngine
 import LabSpec
 import SSH
 
@@ -98,7 +99,7 @@ public actor SSHHostCommandRunner: HostCommandRunner {
         options: (@Sendable (InventoryHost) -> SSHOptions)? = nil,
         become: (@Sendable (InventoryHost) -> Become?)? = nil
     ) {
-        self.makeOptions = options ?? { SSHHostCommandRunner.sshOptions(for: $0, in: inventory) }
+        self.makeOptions = options ?? { InventoryContext.sshOptions($0, inventory) }
         self.become = become ?? { $0.become ? .sudo : nil }
     }
 
@@ -138,17 +139,5 @@ public actor SSHHostCommandRunner: HostCommandRunner {
             clients[host.name] = nil
             throw error
         }
-    }
-
-    /// SSH options for `host` from the inventory alone (no passphrase, no overrides).
-    public static func sshOptions(for host: InventoryHost, in inventory: Inventory) -> SSHOptions {
-        var credentials: [SSHCredential] = []
-        if let key = host.keyPath { credentials.append(.keyFile(path: key, passphrase: nil)) }
-        if host.agent { credentials.append(.agent(socketPath: nil)) }
-        let policy: HostKeyPolicy = inventory.ssh.hostKeyChecking == .acceptNew ? .acceptNew : .strict
-        return SSHOptions(
-            endpoint: SSHEndpoint(host: host.address, port: host.port, user: host.user),
-            credentials: credentials, knownHostsPath: inventory.ssh.knownHostsPath,
-            hostKeyPolicy: policy, connectTimeout: inventory.ssh.connectTimeout)
     }
 }

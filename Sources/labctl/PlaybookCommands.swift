@@ -24,7 +24,7 @@ struct PlaybookRunOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Hosts worked on at once.", valueName: "n"))
     var forks = 50
 
-    @Option(help: ArgumentHelp("Write the whole run as JSON to this file.", valueName: "file"))
+    @Option(help: ArgumentHelp("Write the whole run as JSON to this file (labctl up: FILE.provision.json and FILE.deploy.json).", valueName: "file"))
     var json: String?
 
     @Option(help: ArgumentHelp("The folder of the playbooks (default: playbooks/ beside the inventory, else ./playbooks).", valueName: "dir"))
@@ -156,14 +156,21 @@ enum DiffStyle {
 /// Ctrl-C cancels the run: the runner stops at the next command boundary (atomic writes mean
 /// no host is left with a half-written file), closes its sessions, and the recap still prints.
 enum Interrupt {
-    static func cancellingOnSIGINT<T: Sendable>(_ body: @escaping @Sendable () async -> T) async -> T {
+    /// - allowForcedExit: whether a second Ctrl-C quits at once. Off where the cleanup itself
+    ///   matters (the failover drill starting a stopped app again).
+    static func cancellingOnSIGINT<T: Sendable>(allowForcedExit: Bool = true, _ body: @escaping @Sendable () async -> T) async -> T {
         signal(SIGINT, SIG_IGN)
         let task = Task { await body() }
         let source = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
         source.setEventHandler {
-            Terminal.warning("interrupted: stopping after the commands under way; press Ctrl-C again to quit at once")
+            Terminal.warning(allowForcedExit
+                ? "interrupted: stopping after the commands under way; press Ctrl-C again to quit at once"
+                : "interrupted: putting the lab back as it was first (an app stopped by the drill is started again)")
             task.cancel()
-            source.setEventHandler { exit(130) }
+            source.setEventHandler {
+                if allowForcedExit { exit(130) }
+                Terminal.warning("still putting the lab back; labctl ends as soon as that is done")
+            }
         }
         source.resume()
         let result = await task.value
@@ -248,28 +255,52 @@ struct Deploy: NamedPlaybookCommand {
 struct UpCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "up",
-        abstract: "The whole lab: provision, then deploy.",
+        abstract: "The whole lab: provision, deploy, then verify with a failover drill.",
         discussion: """
-            Runs `labctl provision` and then `labctl deploy` on the inventory's hosts,
-            stopping after the first that fails. On the local lab:
+            Runs `labctl provision`, `labctl deploy` and `labctl verify --failover` on
+            the inventory's hosts, stopping after the first that fails. Run it again
+            at any time: a lab that is in place is left unchanged and verified again.
+            On the local lab:
               sudo labctl lab up && labctl up
             """)
 
     @OptionGroup var inventoryOptions: InventoryOptions
     @OptionGroup var connection: ConnectionOptions
     @OptionGroup var runOptions: PlaybookRunOptions
+    @OptionGroup var verifyOptions: VerifyRunOptions
+
+    @Flag(help: "Skip the failover drill (the other checks still run).")
+    var noFailover = false
+
+    @Flag(help: "Skip verify altogether (provision and deploy only).")
+    var noVerify = false
 
     func run() async throws {
         let inventory = try inventoryOptions.load()
         for playbook in ["provision", "deploy"] {
+            // --json FILE: one report per playbook, FILE.provision.json and FILE.deploy.json.
+            var options = runOptions
+            options.json = runOptions.json.map { path in
+                let url = URL(fileURLWithPath: path)
+                let stem = url.pathExtension == "json" ? url.deletingPathExtension().path : path
+                return "\(stem).\(playbook).json"
+            }
             let report = try await PlaybookInvocation.run(
-                playbook, inventory: inventory, options: runOptions, connection: connection, verbose: inventoryOptions.verbose)
+                playbook, inventory: inventory, options: options, connection: connection, verbose: inventoryOptions.verbose)
             if report.exitCode != .ok { throw ExitCode(report.exitCode.rawValue) }
+            Terminal.line("")
+        }
+        if !noVerify && !runOptions.check {
+            Terminal.line("VERIFY".bold)
+            let report = try await VerifyInvocation.run(
+                inventory: inventory, failover: !noFailover, options: verifyOptions, connection: connection, json: false)
+            let code = VerifyInvocation.exitCode(report)
+            if code != 0 { throw ExitCode(code) }
             Terminal.line("")
         }
         if let domain = inventory.domain, let proxy = inventory.proxyHosts.first {
             Terminal.line("The lab is up: http://\(domain)/ (the proxy is \(proxy.address)).".green.bold)
-            Terminal.line("To open it in a browser here, add the domain to your hosts file: sudo labctl hosts --apply")
+            Terminal.line("To open it in a browser on this computer, map the domain to the proxy: sudo labctl hosts --apply")
         }
     }
 }

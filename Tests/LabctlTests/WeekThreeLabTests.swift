@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(FoundationXML)
+import FoundationXML
+#endif
 import LabEngine
 import TestSupport
 import Testing
@@ -122,6 +125,8 @@ struct WeekThreeLabTests {
             #expect(try report(folder.file("\(playbook)-again.json")).changedCount == 0, "\(again.stdout)")
         }
 
+        try verifyProvesTheLabAndItsFailures(two)
+
         // An inventory value nginx refuses (ip_hash with a backup server): nginx -t fails, its own
         // error is shown, the old config stays live and nginx keeps serving.
         let broken = try writeInventory(
@@ -131,6 +136,85 @@ struct WeekThreeLabTests {
         #expect(refused.stdout.contains("[emerg]"), "\(refused.stdout)")
         #expect(refused.stdout.contains("/etc/nginx/dumbways/my.reverse-proxy.conf"))
         #expect(try proxyConfig(two) == balanced)
-        #expect(Set(try servedBy(count: 6)) == ["app1", "app2"])
+        // nginx keeps serving; an app the drill restarted rejoins once its fail_timeout (5 s) is out.
+        var seen = Set(try servedBy(count: 6))
+        let deadline = Date().addingTimeInterval(20)
+        while seen != ["app1", "app2"], Date() < deadline {
+            usleep(500_000)
+            seen.formUnion(try servedBy(count: 2))
+        }
+        #expect(seen == ["app1", "app2"])
+    }
+
+    /// labctl up with its failover drill, a second up that changes nothing, and verify's
+    /// failures named clearly (issue 6), on the two-app-server lab.
+    func verifyProvesTheLabAndItsFailures(_ inventory: String) throws {
+        let up = try labctl(["up", "-i", inventory, "--json", folder.file("up.json"), "--junit", folder.file("up.xml")])
+        #expect(up.status == 0, "\(up.stdout)\(up.stderr)")
+        #expect(up.stdout.contains("failover: app1 stopped, the domain still answers"))
+        let again = try labctl(["up", "-i", inventory, "--no-failover", "--json", folder.file("again.json")])
+        #expect(again.status == 0, "\(again.stdout)\(again.stderr)")
+        for playbook in ["provision", "deploy"] {
+            #expect(try report(folder.file("again.\(playbook).json")).changedCount == 0)
+        }
+
+        // JUnit XML that a CI server can read: it parses, and names every check.
+        let xml = try Data(contentsOf: URL(fileURLWithPath: folder.file("up.xml")))
+        let parser = XMLParser(data: xml)
+        let counter = TestCaseCounter()
+        parser.delegate = counter
+        #expect(parser.parse(), "\(parser.parserError.map { "\($0)" } ?? "")")
+        #expect(counter.testCases >= 9)
+        #expect(counter.failures == 0)
+
+        // One app service stopped by hand: the balancing check fails and names it.
+        try runLocal([labctlExecutablePath, "exec", "-i", inventory, "app2", "--become", "--", "systemctl stop wayshub"])
+        let oneDown = try labctlPlain(["verify", "-i", inventory, "--json"])
+        try runLocal([labctlExecutablePath, "exec", "-i", inventory, "app2", "--become", "--",
+            "systemctl start wayshub && for i in $(seq 100); do curl -fs -o /dev/null localhost:3000/health && exit 0; sleep 0.1; done; exit 1"])
+        #expect(oneDown.status == 2)
+        let balancing = try #require(try checks(oneDown.stdout).first { ($0["kind"] as? String) == "balancing" })
+        #expect(balancing["status"] as? String == "fail")
+        #expect((balancing["summary"] as? String)?.contains("app2") == true, "\(balancing)")
+
+        // nginx stopped: the check through the domain fails and says why.
+        try runLocal([labctlExecutablePath, "exec", "-i", inventory, "proxy", "--", "systemctl stop nginx"])
+        let nginxDown = try labctlPlain(["verify", "-i", inventory, "--json"])
+        try runLocal([labctlExecutablePath, "exec", "-i", inventory, "proxy", "--", "systemctl start nginx"])
+        #expect(nginxDown.status == 2)
+        let domain = try #require(try checks(nginxDown.stdout).first { ($0["kind"] as? String) == "domain" })
+        #expect(domain["status"] as? String == "fail")
+
+        // Ctrl-C in the middle of the drill: the stopped app is started again before labctl ends.
+        let log = folder.file("drill.log")
+        let pid = try spawnBackground([labctlExecutablePath, "verify", "-i", inventory, "--failover"], logPath: log)
+        let deadline = Date().addingTimeInterval(120)
+        while Date() < deadline, !((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("stopping wayshub on") {
+            usleep(100_000)
+        }
+        usleep(500_000)
+        kill(pid, SIGINT)
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+        let drill = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        #expect(drill.contains("stopping wayshub on"), "\(drill)")
+        let active = try labctlPlain(["exec", "-i", inventory, "app", "--", "systemctl is-active wayshub"])
+        #expect(active.stdout.contains("app1 | active") && active.stdout.contains("app2 | active"), "\(active.stdout)\n\(drill)")
+    }
+
+    func checks(_ json: String) throws -> [[String: Any]] {
+        let object = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any]
+        return object?["checks"] as? [[String: Any]] ?? []
+    }
+}
+
+/// Counts <testcase> and <failure> elements of a JUnit report.
+final class TestCaseCounter: NSObject, XMLParserDelegate {
+    var testCases = 0
+    var failures = 0
+
+    func parser(_ parser: XMLParser, didStartElement name: String, namespaceURI: String?, qualifiedName: String?, attributes: [String: String] = [:]) {
+        if name == "testcase" { testCases += 1 }
+        if name == "failure" { failures += 1 }
     }
 }
