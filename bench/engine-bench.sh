@@ -61,8 +61,10 @@ if [ ! -x "$venv/bin/ansible-playbook" ] || [ ! -x "$venv/bin/pyinfra" ]; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q 'ansible-core==2.19.*' 'pyinfra==3.10.*'
 fi
-ansible_version=$("$venv/bin/ansible-playbook" --version | head -1)
-pyinfra_version=$("$venv/bin/pyinfra" --version 2>&1 | head -1)
+ansible_version=$("$venv/bin/ansible-playbook" --version)
+ansible_version=${ansible_version%%$'\n'*}
+pyinfra_version=$("$venv/bin/pyinfra" --version 2>&1)
+pyinfra_version=${pyinfra_version%%$'\n'*}
 
 work=$(mktemp -d /tmp/labctl-engine-bench.XXXXXX)
 mkdir -p "$work/state" "$work/out" "$work/cp"
@@ -85,6 +87,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# A bench lab left running by a killed earlier run would keep that run's login key: remove it.
+"$LABCTL" lab down -i "$inventory" >/dev/null 2>&1 || true
 say "booting the bench lab (10 hosts, NAT on so they can install python3 for Ansible)"
 "$LABCTL" lab up -i "$inventory" --nat >"$work/out/lab-up.log" 2>&1 || { cat "$work/out/lab-up.log" >&2; fail "labctl lab up failed"; }
 "$LABCTL" exec all -i "$inventory" -- \
