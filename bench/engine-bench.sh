@@ -46,6 +46,7 @@ command -v jq >/dev/null || missing+=(jq)
 python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
 if [ "${#missing[@]}" -gt 0 ]; then
   say "installing ${missing[*]}"
+  apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
@@ -99,7 +100,7 @@ say "booting the bench lab (10 hosts, NAT on so they can install python3 for Ans
   'command -v python3 >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3 >/dev/null' \
   >"$work/out/python3.log" 2>&1 || { cat "$work/out/python3.log" >&2; fail "installing python3 on the hosts failed"; }
 
-# Ansible: an INI inventory from the same hosts, and its settings (printed with the results).
+# Ansible: an INI inventory from the same hosts, and its settings (the playbook turns facts off).
 jq -r '.hosts[] | "\(.name) ansible_host=\(.address)"' "$inventory" >"$work/ansible-hosts.ini"
 cat >"$work/ansible.cfg" <<EOF
 [defaults]
@@ -107,7 +108,6 @@ forks = 10
 remote_user = root
 private_key_file = $key
 host_key_checking = True
-gather_facts = False
 interpreter_python = /usr/bin/python3
 retry_files_enabled = False
 nocows = 1
