@@ -3,7 +3,7 @@
 SWIFT ?= swift
 LABCTL := .build/release/labctl
 
-.PHONY: deps build test lab down bench clean
+.PHONY: deps build test lab down bench bench-engine clean
 
 deps:
 	./scripts/install-deps.sh
@@ -28,6 +28,11 @@ down: build
 bench: deps
 	$(SWIFT) build -c release --product ssh-bench
 	.build/release/ssh-bench
+
+# The engine against ansible-playbook and pyinfra: a no-op run of the same 10 steps on 3 and
+# 10 local-lab hosts (root; installs ansible-core and pyinfra into /var/cache/labctl-bench/venv).
+bench-engine: build
+	LABCTL=$(LABCTL) bench/engine-bench.sh
 
 clean:
 	rm -rf .build
