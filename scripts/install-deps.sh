@@ -9,7 +9,7 @@ packages=(
   git curl diffutils python3      # the engine's tests: git steps, wait_for URLs, diffs
   sudo                            # become tests
   debootstrap systemd-container   # labctl lab: the base image and systemd-nspawn
-  iproute2 iptables zstd          # labctl lab: namespaces, veths, bridge, NAT, base cache
+  iproute2 nftables util-linux    # labctl lab: namespaces, veths, bridge, NAT (nft), setsid
   nginx-light nodejs              # verify tests: a real nginx and the stand-in app on loopback
   python3-venv                    # bench: ansible and pyinfra in a private virtualenv
 )
