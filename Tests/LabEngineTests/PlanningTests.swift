@@ -8,8 +8,20 @@ import Testing
     let nginx = PackageOperation(names: ["nginx", "curl"])
 
     @Test func installedPackagesNeedNothing() throws {
-        let facts = Facts(["installed.0": "yes", "installed.1": "yes", "candidate.0": "1.22", "candidate.1": "7.88", "lists.age": "50"])
+        // What the probe reports when all are installed: it asks apt nothing.
+        let facts = Facts(["installed.0": "yes", "installed.1": "yes"])
         #expect(try nginx.plan(facts) == .unchanged)
+    }
+
+    @Test func theProbeAsksAptOnlyOnTheMissingPath() {
+        let lines = nginx.probe.split(separator: "\n")
+        // apt-cache only in the branch for a package dpkg does not report installed, and the
+        // index age only after the line that ends the probe when nothing is missing.
+        #expect(lines.filter { $0.contains("apt-cache") }.allSatisfy { $0.contains("*) echo installed.") && $0.contains("m=1") })
+        let stop = lines.firstIndex(of: #"[ -n "$m" ] || exit 0"#)
+        let age = lines.firstIndex { $0.contains("/var/lib/apt/lists/") }
+        #expect(stop != nil && age != nil && stop! < age!)
+        #expect(!PackageOperation(names: ["nginx"], state: .absent).probe.contains("apt-cache"))
     }
 
     @Test func aMissingPackageWithACandidateIsInstalledWithoutUpdate() throws {

@@ -211,6 +211,32 @@ import Testing
         #expect(plan.summary == ["install labctl-surely-not-a-package"])
     }
 
+    @Test func packageProbeAsksAptOnlyWhenSomethingIsMissing() async throws {
+        // A stand-in apt-cache first in PATH logs what it is asked, then asks the real one.
+        let scratch = Scratch()
+        scratch.write("bin/apt-cache", "#!/bin/sh\necho \"$*\" >> \"$0.log\"\nexec /usr/bin/apt-cache \"$@\"\n")
+        _ = await shell("chmod +x " + Shell.quote(scratch.file("bin/apt-cache")))
+        func probeWithStandIn(_ op: PackageOperation) async -> Facts {
+            let script = ProbeScript(probes: [(0, op.probe)])
+            let output = await shell("PATH=" + Shell.quote(scratch.file("bin")) + ":$PATH; " + script.script)
+            return script.parse(output.stdout)[0] ?? Facts()
+        }
+        let installed = PackageOperation(names: ["dpkg", "apt"])
+        let facts = await probeWithStandIn(installed)
+        #expect(facts["installed.0"] == "yes" && facts["installed.1"] == "yes")
+        #expect(facts["candidate.0"] == nil && facts["lists.age"] == nil)
+        #expect(facts["probe.status"] == "0")
+        #expect(scratch.read("bin/apt-cache.log") == nil, "installed packages need no apt query")
+        #expect(try installed.plan(facts) == .unchanged)
+
+        let mixed = PackageOperation(names: ["dpkg", "labctl-surely-not-a-package"])
+        let mixedFacts = await probeWithStandIn(mixed)
+        #expect(mixedFacts["candidate.0"] == nil)
+        #expect(mixedFacts["candidate.1"] == "")
+        #expect(mixedFacts["lists.age"] != nil)
+        #expect(scratch.read("bin/apt-cache.log") == "policy labctl-surely-not-a-package\n", "only the missing package is asked about")
+    }
+
     @Test func aptUpdateRetriesOnlyOnALock() async throws {
         // A stand-in apt-get first in PATH: it reports the lock twice, then succeeds.
         let scratch = Scratch()
@@ -253,6 +279,41 @@ import Testing
         #expect(throws: StepFailure("the host does not run systemd (no /run/systemd/system), so the unit nginx cannot be managed; service steps need a systemd host")) {
             try op.plan(facts)
         }
+    }
+
+    @Test func serviceProbeAsksSystemctlOnceUnlessTheNameIsAnAlias() async throws {
+        // This machine has no systemd, so the probe runs past its systemd guard against a
+        // stand-in systemctl that answers `show` as systemd 252 does and logs every call.
+        let scratch = Scratch()
+        scratch.write("bin/systemctl", """
+            #!/bin/sh
+            echo "$1" >> "$0.log"
+            case "$1" in
+            show) printf 'Id=%s\\nNeedDaemonReload=no\\nActiveState=active\\nLoadState=loaded\\nUnitFileState=enabled\\n' "$UNIT_ID";;
+            is-enabled) echo alias;;
+            esac
+
+            """)
+        _ = await shell("chmod +x " + Shell.quote(scratch.file("bin/systemctl")))
+        func probeWithStandIn(_ op: ServiceOperation, id: String) async throws -> Facts {
+            var lines = op.probe.split(separator: "\n", omittingEmptySubsequences: false)
+            try #require(lines.first?.contains("/run/systemd/system") == true)
+            lines.removeFirst()
+            let script = ProbeScript(probes: [(0, lines.joined(separator: "\n"))])
+            let env = "PATH=" + Shell.quote(scratch.file("bin")) + ":$PATH; UNIT_ID=" + Shell.quote(id) + "; export UNIT_ID; "
+            let output = await shell(env + script.script)
+            return script.parse(output.stdout)[0] ?? Facts()
+        }
+        let ssh = ServiceOperation(name: "ssh", enabled: true, state: .started)
+        let facts = try await probeWithStandIn(ssh, id: "ssh.service")
+        #expect(facts.values.filter { $0.key != "probe.status" } == ["systemd": "yes", "load": "loaded", "enabled": "enabled", "active": "active", "reload": "no"])
+        #expect(scratch.read("bin/systemctl.log") == "show\n")
+        #expect(try ssh.plan(facts) == .unchanged)
+
+        // sshd is an alias of ssh.service: is-enabled's own word ("alias") is asked for.
+        let alias = try await probeWithStandIn(ServiceOperation(name: "sshd", enabled: true), id: "ssh.service")
+        #expect(alias["enabled"] == "alias")
+        #expect(scratch.read("bin/systemctl.log") == "show\nshow\nis-enabled\n")
     }
 
     @Test func waitForAURLThatAnswers() async throws {
