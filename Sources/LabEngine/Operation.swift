@@ -78,7 +78,10 @@ enum FileCommands {
         var lines = [
             "p=\(p)",
             #"if [ -L "$p" ] && [ ! -e "$p" ]; then echo kind=dangling"#,
-            #"elif [ -f "$p" ]; then echo kind=file; echo "stat=$(stat -L -c '%U:%G:%a' "$p")""#,
+            // In diff mode the same stat gives the size too: one process, not two.
+            diffContent
+                ? #"elif [ -f "$p" ]; then echo kind=file; st=$(stat -L -c '%U:%G:%a %s' "$p"); echo "stat=${st% *}""#
+                : #"elif [ -f "$p" ]; then echo kind=file; echo "stat=$(stat -L -c '%U:%G:%a' "$p")""#,
             // A symbolic link (sites-enabled/x -> ../sites-available/x) is followed: the file
             // it points to is the one compared and replaced, and the link stays.
             #"  if [ -L "$p" ]; then echo "target=$(readlink -f "$p")"; fi"#,
@@ -87,7 +90,7 @@ enum FileCommands {
         if content { lines.append(#"  echo "content.b64=$(b64 "$p")""#) }
         if diffContent {
             // For a diff only: files over 1 MiB are not worth shipping to say they changed.
-            lines.append(#"  if [ "$(stat -L -c %s "$p")" -le 1048576 ]; then echo "content.b64=$(b64 "$p")"; else echo content=large; fi"#)
+            lines.append(#"  if [ "${st##* }" -le 1048576 ]; then echo "content.b64=$(b64 "$p")"; else echo content=large; fi"#)
         }
         lines += [
             #"elif [ -d "$p" ]; then echo kind=dir; echo "stat=$(stat -L -c '%U:%G:%a' "$p")""#,
@@ -176,9 +179,10 @@ enum FileCommands {
             commands.append(#"if ! out=$(sh -c "# + command + #" labctl-validate "$t" 2>&1); then printf 'validation failed: %s\n' "$out" >&2; exit 3; fi"#)
         }
         if backup, existing != nil {
-            let copy = Shell.quote(backupDirectory + path)
-            commands.append("mkdir -p \"$(dirname \(copy))\"")
-            commands.append("cp -p \(p) \(copy).$(date +%Y%m%dT%H%M%S)")
+            // The backup's folder is known here: no `dirname` on the host.
+            let copy = backupDirectory + path
+            commands.append("mkdir -p \(Shell.quote((copy as NSString).deletingLastPathComponent))")
+            commands.append("cp -p \(p) \(Shell.quote(copy)).$(date +%Y%m%dT%H%M%S)")
         }
         commands.append("mv -f \"$t\" \(p)")
         return commands

@@ -112,7 +112,7 @@ import Testing
             #"cat > "$t""#,
             #"chmod --reference='/etc/a b.conf' "$t""#,
             #"chown --reference='/etc/a b.conf' "$t""#,
-            #"mkdir -p "$(dirname '/var/backups/labctl/etc/a b.conf')""#,
+            "mkdir -p /var/backups/labctl/etc",
             "cp -p '/etc/a b.conf' '/var/backups/labctl/etc/a b.conf'.$(date +%Y%m%dT%H%M%S)",
             #"mv -f "$t" '/etc/a b.conf'"#,
         ])
