@@ -55,13 +55,11 @@ public struct ProbeScript: Sendable {
         (0..<4).map { _ in String(UInt32.random(in: .min ... .max), radix: 16) }.joined()
     }
 
-    /// Helpers the probes share. `b64` prints a file base64-encoded on one line; `sum` its
-    /// sha256. LC_ALL=C keeps tools' output stable across host locales. Each spares a process
-    /// (no `tr`, no `cut`): the probe of a whole playbook should cost the host little.
+    /// What every probe shares: LC_ALL=C keeps tools' output stable across host locales.
+    /// Probes avoid helper processes (`tr`, `cut`, `dirname`; shell parameter expansion does
+    /// their work): the probe of a whole playbook should cost the host little.
     static let prelude = """
         LC_ALL=C; export LC_ALL
-        b64() { base64 -w0 < "$1"; }
-        sum() { set -- $(sha256sum < "$1"); printf '%s' "$1"; }
 
         """
 

@@ -6,7 +6,7 @@ import Foundation
 /// data: facts in, commands out.
 public protocol StepOperation: Sendable {
     /// POSIX sh printing `key=value` lines (see `Facts`). Runs inside a subshell of the
-    /// combined probe script, with the helpers of `ProbeScript.prelude`.
+    /// combined probe script, after `ProbeScript.prelude`.
     var probe: String { get }
     func plan(_ facts: Facts) throws(StepFailure) -> StepPlan
 }
@@ -86,11 +86,13 @@ enum FileCommands {
             // it points to is the one compared and replaced, and the link stays.
             #"  if [ -L "$p" ]; then echo "target=$(readlink -f "$p")"; fi"#,
         ]
-        if checksum { lines.append(#"  echo "sha256=$(sum "$p")""#) }
-        if content { lines.append(#"  echo "content.b64=$(b64 "$p")""#) }
+        // The tools straight in `$( )`, not through shell functions: a function there costs
+        // a second fork.
+        if checksum { lines.append(#"  h=$(sha256sum < "$p"); echo "sha256=${h%% *}""#) }
+        if content { lines.append(#"  echo "content.b64=$(base64 -w0 < "$p")""#) }
         if diffContent {
             // For a diff only: files over 1 MiB are not worth shipping to say they changed.
-            lines.append(#"  if [ "${st##* }" -le 1048576 ]; then echo "content.b64=$(b64 "$p")"; else echo content=large; fi"#)
+            lines.append(#"  if [ "${st##* }" -le 1048576 ]; then echo "content.b64=$(base64 -w0 < "$p")"; else echo content=large; fi"#)
         }
         lines += [
             #"elif [ -d "$p" ]; then echo kind=dir; echo "stat=$(stat -L -c '%U:%G:%a' "$p")""#,
