@@ -37,16 +37,13 @@ struct HTTPProbeTests {
         let server = try SilentServer()
         let client = HTTPProber.makeClient(timeout: .milliseconds(400))
         let prober = HTTPProber(client: client, timeout: .milliseconds(400))
-        let clock = ContinuousClock()
-        let start = clock.now
         let probe = await prober.get(address: "127.0.0.1", port: server.port)
-        let took = clock.now - start
         try? await client.shutdown()
         #expect(probe.status == nil)
         #expect(probe.error == "no response within 400 ms")
+        // The prober's own deadline ended it (its message), not a default of the client's;
+        // no wall-clock bound here: timings are measured in bench/, never asserted in tests.
         #expect(!probe.succeeded)
-        // Bounded by the deadline, not by a default of the client (generous: a loaded machine).
-        #expect(took < .seconds(5))
     }
 
     @Test("a closed port is refused at once, without the client's connection retries")
@@ -56,9 +53,8 @@ struct HTTPProbeTests {
         let probe = await HTTPProber(client: client, timeout: .seconds(10)).get(address: "127.0.0.1", port: port)
         try? await client.shutdown()
         #expect(probe.error == "connection refused")
+        // Reported as refused, not as the connect timeout that retries would end in.
         #expect(probe.outcome == "connection refused")
-        // Retrying would take the 3 s connect timeout.
-        #expect(probe.milliseconds < 2500)
     }
 
     @Test("IPv6 addresses go in brackets in the URL")

@@ -142,14 +142,12 @@ import Testing
     @Test func silentServerTimesOutInTheHandshake() async throws {
         let listener = try SilentListener()
         defer { listener.close() }
-        let start = ContinuousClock.now
         await #expect {
             _ = try await SSHClient.connect(options(host: "127.0.0.1", port: listener.port))
         } throws: { error in
             guard let error = error as? SSHError, case .timeout = error.kind else { return false }
             return error.operation == .handshake
         }
-        #expect(ContinuousClock.now - start < .seconds(30))
     }
 }
 
