@@ -16,10 +16,11 @@ test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test
 
-# The main job on one Linux machine: the local lab up, every host checked over SSH.
+# The main job on one Linux machine: the local lab up, then the whole week-3 lab on it
+# (provision, deploy), then how to open it.
 lab: build
 	$(LABCTL) lab up
-	$(LABCTL) ping
+	$(LABCTL) up
 
 down: build
 	$(LABCTL) lab down

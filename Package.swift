@@ -56,6 +56,6 @@ let package = Package(
         .testTarget(name: "LabSpecTests", dependencies: ["LabSpec"]),
         .testTarget(name: "LabEngineTests", dependencies: ["LabEngine", "TestSupport"]),
         .testTarget(name: "LabLocalTests", dependencies: ["LabLocal", "SSH", "TestSupport"]),
-        .testTarget(name: "LabctlTests", dependencies: ["labctl", "TestSupport"]),
+        .testTarget(name: "LabctlTests", dependencies: ["labctl", "LabEngine", "TestSupport"]),
     ]
 )

@@ -88,7 +88,8 @@ enum FileCommands {
             "else echo kind=none; fi",
         ]
         if parent {
-            lines.append(#"d=$(dirname "$p"); if [ -d "$d" ]; then echo parent=dir; else echo parent=none; fi"#)
+            // Parameter expansion rather than dirname: one process fewer per step.
+            lines.append(#"case "$p" in */*) d="${p%/*}";; *) d=.;; esac; if [ -d "${d:-/}" ]; then echo parent=dir; else echo parent=none; fi"#)
         }
         return lines.joined(separator: "\n")
     }
@@ -161,8 +162,11 @@ enum FileCommands {
             commands.append("chown --reference=\(p) \"$t\"")
         }
         if let validate {
-            let command = validate.replacingOccurrences(of: "%s", with: "\"$t\"")
-            commands.append(#"if ! out=$( { "# + command + #" ; } 2>&1 ); then printf 'validation failed: %s\n' "$out" >&2; exit 3; fi"#)
+            // Its own `sh`, with the staged path as $1: the plan's `set -e` must not cut a
+            // multi-command validate short (dash keeps errexit inside `$( )` even under `if !`),
+            // and the user's command is quoted once instead of being spliced into ours.
+            let command = Shell.quote(validate.replacingOccurrences(of: "%s", with: "\"$1\""))
+            commands.append(#"if ! out=$(sh -c "# + command + #" labctl-validate "$t" 2>&1); then printf 'validation failed: %s\n' "$out" >&2; exit 3; fi"#)
         }
         if backup, existing != nil {
             let copy = Shell.quote(backupDirectory + path)

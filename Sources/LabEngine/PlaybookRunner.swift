@@ -107,8 +107,8 @@ public struct PlaybookRunner: Sendable {
         try await SSHClient.connect(target.ssh)
     }
 
-    public init(inventory: Inventory, options: RunOptions, connector: HostConnector? = nil) {
-        self.init(targets: InventoryContext.targets(inventory), options: options, connector: connector)
+    public init(inventory: Inventory, secrets: ConnectionSecrets = ConnectionSecrets(), options: RunOptions, connector: HostConnector? = nil) {
+        self.init(targets: InventoryContext.targets(inventory, secrets: secrets), options: options, connector: connector)
     }
 
     /// Made once: it caches upload sources for the whole run.
@@ -121,6 +121,11 @@ public struct PlaybookRunner: Sendable {
             hosts: targets.map(\.facts), contexts: Dictionary(uniqueKeysWithValues: targets.map { ($0.name, $0.context) }),
             compiler: compiler)
         var issues = validator.validate(playbook)
+        let known = Set(targets.map(\.name) + targets.flatMap(\.facts.roles) + ["all"])
+        for name in options.limit ?? [] where !known.contains(name) {
+            let hint = PlaybookSuggestion.hint(for: name, in: known.sorted())
+            issues.append(PlaybookIssue("--limit names '\(name)', which is neither a host nor a role of the inventory\(hint)", at: SourceLocation(file: playbook.file, line: 1, column: 1)))
+        }
         if let startAt = options.startAt, !playbook.steps.contains(where: { $0.name == startAt }) {
             let hint = PlaybookSuggestion.hint(for: startAt, in: playbook.steps.map(\.name))
             issues.append(PlaybookIssue("--start-at names '\(startAt)', which is not a step of the playbook\(hint)", at: SourceLocation(file: playbook.file, line: 1, column: 1)))
@@ -141,7 +146,7 @@ public struct PlaybookRunner: Sendable {
     }
 
     var selectedTargets: [RunTarget] {
-        guard let limit = options.limit else { return targets }
+        guard let limit = options.limit, !limit.contains("all") else { return targets }
         let names = Set(limit)
         return targets.filter { names.contains($0.name) || $0.facts.roles.contains(where: names.contains) }
     }
@@ -228,21 +233,26 @@ struct HostRun {
         var status = HostStatus.ok
         var failure: String?
         do throws(Stop) {
-            var entries: [Entry] = []
+            // Steps run in segments: a `flush_handlers` step ends one and runs the handlers
+            // notified so far; the rest run at the end.
+            var segments: [[Entry]] = [[]]
+            var count = 0
             for step in steps where !PlaybookValidator.targets(of: step, in: [target.facts]).isEmpty {
+                defer { count += 1 }
                 if let when = step.when, !target.context.evaluate(when.value) {
-                    entries.append(Entry(id: entries.count, step: step, handler: false, operation: nil, skip: "condition is false: \(when.value.text)"))
+                    segments[segments.count - 1].append(Entry(id: count, step: step, handler: false, operation: nil, skip: "condition is false: \(when.value.text)"))
                     continue
                 }
-                entries.append(Entry(id: entries.count, step: step, handler: false, operation: try compile(step, state: &state)))
+                if step.action == .flushHandlers {
+                    segments.append([])
+                    continue
+                }
+                segments[segments.count - 1].append(Entry(id: count, step: step, handler: false, operation: try compile(step, state: &state)))
             }
-            try await execute(entries, state: &state)
-            let notified = playbook.handlers.filter { state.notified.contains($0.name) }
-            var handlerEntries: [Entry] = []
-            for handler in notified {
-                handlerEntries.append(Entry(id: handlerEntries.count, step: handler, handler: true, operation: try compile(handler, state: &state, handler: true)))
+            for segment in segments {
+                try await execute(segment, state: &state)
+                try await runHandlers(state: &state)
             }
-            try await execute(handlerEntries, state: &state)
         } catch {
             switch error {
             case .failed(let message):
@@ -257,6 +267,17 @@ struct HostRun {
         return HostReport(
             host: host, status: status, error: failure, steps: state.results, connectSeconds: connectSeconds,
             roundTrips: state.roundTrips, seconds: (ContinuousClock.now - start).seconds)
+    }
+
+    /// The handlers notified since they last ran, once each, in the order the playbook lists them.
+    func runHandlers(state: inout State) async throws(Stop) {
+        let notified = playbook.handlers.filter { state.notified.contains($0.name) }
+        state.notified = []
+        var entries: [Entry] = []
+        for handler in notified {
+            entries.append(Entry(id: entries.count, step: handler, handler: true, operation: try compile(handler, state: &state, handler: true)))
+        }
+        try await execute(entries, state: &state)
     }
 
     func compile(_ step: PlaybookStep, state: inout State, handler: Bool = false) throws(Stop) -> any StepOperation {
@@ -333,8 +354,12 @@ struct HostRun {
                 continue
             }
             progress(.stepStarted(host: host, step: step.name, handler: entry.handler))
-            let reprobe = plan.changes ? pending : []
-            let outcome = try await apply(plan, entry: entry, reprobe: reprobe, state: &state)
+            // The steps after a change are looked at again in the same command, unless they
+            // need root and this step does not (root sees at least as much, so the other way
+            // round is fine).
+            let reprobeBecome = becomeFor(pending)
+            let combine = plan.changes && (reprobeBecome == nil || reprobeBecome == becomeFor(step))
+            let outcome = try await apply(plan, entry: entry, reprobe: combine ? pending : [], state: &state)
             if let failure = outcome.failure {
                 state.record(result(.failed, message: failure, plan: plan, output: outcome.output), progress: progress, host: host)
                 throw .failed("\(step.name): \(failure)")
@@ -344,7 +369,7 @@ struct HostRun {
                 progress: progress, host: host)
             if plan.changes {
                 state.notified.formUnion(step.notify.map(\.value))
-                facts = outcome.facts
+                facts = outcome.reprobed ? outcome.facts : try await probe(pending, state: &state)
             }
         }
     }
@@ -353,12 +378,13 @@ struct HostRun {
         let probes = pending.compactMap { entry in entry.operation.map { (entry.id, $0.probe) } }
         if probes.isEmpty { return [:] }
         let script = ProbeScript(probes: probes)
-        let become = pending.contains { $0.step.become == true && $0.operation != nil } ? target.become : nil
         state.roundTrips += 1
         let result: CommandResult
         do {
+            // The script goes on stdin: one command-line argument is limited to 128 KiB on
+            // Linux, and a long playbook's probes could pass that.
             result = try await state.session.run(
-                RemoteCommand("sh -c " + Shell.quote(script.script), timeout: .seconds(300), become: become), onLine: nil)
+                RemoteCommand("sh -s", stdin: Array(script.script.utf8), timeout: .seconds(300), become: becomeFor(pending)), onLine: nil)
         } catch {
             if Task.isCancelled { throw .cancelled }
             throw .failed("probing the host failed: \(error.summary)")
@@ -366,10 +392,17 @@ struct HostRun {
         return script.parse(result.stdoutText)
     }
 
+    /// Root for a probe when any of the steps it looks at asks for it.
+    func becomeFor(_ entries: ArraySlice<Entry>) -> Become? {
+        entries.contains { $0.step.become == true && $0.operation != nil } ? target.become : nil
+    }
+
     struct Outcome {
         var failure: String?
         var output: String?
         var facts: [Int: Facts]
+        /// Whether `facts` holds the re-probe of the steps after this one.
+        var reprobed = false
     }
 
     /// Applies one plan and, in the same command, probes `reprobe` when the plan succeeded.
@@ -379,7 +412,10 @@ struct HostRun {
         // The plan runs in a subshell so its `set -e` and EXIT trap stay its own; its status
         // decides whether the probe runs.
         var script = "(\n\(plan.script))\ns=$?\nprintf '\\n\(marker) %s\\n' \"$s\"\n[ \"$s\" -eq 0 ] || exit \"$s\"\n"
-        if !probe.stepIDs.isEmpty { script += probe.script }
+        // Stdin carries the step's data, so the re-probe rides in the command line: only while
+        // it stays well below Linux's 128 KiB limit for one argument.
+        let reprobed = !probe.stepIDs.isEmpty && script.utf8.count + probe.script.utf8.count < 100_000
+        if reprobed { script += probe.script }
         let timeout: Duration? = {
             switch entry.operation {
             case let wait as WaitForOperation: return .seconds(wait.timeout + 60)
@@ -416,7 +452,7 @@ struct HostRun {
             let message = stderr.isEmpty ? "the step's commands \(how)" : stderr.split(separator: "\n").suffix(5).joined(separator: "\n")
             return Outcome(failure: message, output: trimmedOutput.isEmpty ? nil : trimmedOutput, facts: [:])
         }
-        return Outcome(failure: nil, output: trimmedOutput, facts: probe.parse(String(stdout[split!.upperBound...])))
+        return Outcome(failure: nil, output: trimmedOutput, facts: probe.parse(String(stdout[split!.upperBound...])), reprobed: reprobed)
     }
 }
 

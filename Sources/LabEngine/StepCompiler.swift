@@ -92,6 +92,14 @@ public struct StepCompiler: Sendable {
             }
         }
         func mode(_ argument: Located<String>?) -> Int? { argument.flatMap { FileCommands.parseMode($0.value) } }
+        /// A regular expression that may be a template: rendered, then checked.
+        func pattern(_ argument: Located<String>?, _ name: String) -> String? {
+            guard let argument, let text = render(argument) else { return nil }
+            if argument.value.contains("{{"), (try? NSRegularExpression(pattern: text)) == nil {
+                issues.append(TemplateIssue(message: "'\(name)' is not a valid regular expression once rendered: \(text)", location: argument.location))
+            }
+            return text
+        }
 
         let operation: any StepOperation
         switch action {
@@ -119,17 +127,18 @@ public struct StepCompiler: Sendable {
                 path: render(a.path)!, owner: render(a.owner), group: render(a.group), mode: mode(a.mode), state: a.state)
         case .block(let a):
             operation = ManagedBlockOperation(
-                path: render(a.path)!, block: render(a.block)!, marker: render(a.marker)!, insertAfter: a.insertAfter?.value,
-                insertBefore: a.insertBefore?.value, validate: render(a.validate), backup: a.backup, state: a.state, options: options)
+                path: render(a.path)!, block: render(a.block)!, marker: render(a.marker)!, insertAfter: pattern(a.insertAfter, "insert_after"),
+                insertBefore: pattern(a.insertBefore, "insert_before"), validate: render(a.validate), backup: a.backup, state: a.state, options: options)
         case .line(let a):
             operation = LineOperation(
-                path: render(a.path)!, line: render(a.line), regexp: a.regexp?.value, insertAfter: a.insertAfter?.value,
+                path: render(a.path)!, line: render(a.line), regexp: pattern(a.regexp, "regexp"), insertAfter: pattern(a.insertAfter, "insert_after"),
                 validate: render(a.validate), backup: a.backup, create: a.create, state: a.state, options: options)
         case .service(let a):
             operation = ServiceOperation(name: render(a.name)!, enabled: a.enabled, state: a.state, daemonReload: a.daemonReload)
         case .command(let a):
             operation = CommandOperation(
-                run: render(a.run)!, creates: render(a.creates), unless: render(a.unless), chdir: render(a.chdir), timeout: a.timeout)
+                run: render(a.run)!, creates: render(a.creates), unless: render(a.unless), chdir: render(a.chdir), timeout: a.timeout,
+                user: render(a.user), env: a.env.mapValues { render($0)! })
         case .git(let a):
             operation = GitOperation(repo: render(a.repo)!, dest: render(a.dest)!, ref: render(a.ref)!)
         case .upload(let a):
@@ -143,6 +152,9 @@ public struct StepCompiler: Sendable {
             } catch {
                 throw .failure(a.src.location, error.message)
             }
+        case .flushHandlers:
+            // The runner acts on it itself; as an operation it has nothing to find or do.
+            operation = CommandOperation(run: ":", creates: "/")
         case .waitFor(let a):
             operation = WaitForOperation(port: a.port, host: render(a.host) ?? "127.0.0.1", url: render(a.url), timeout: a.timeout)
         }

@@ -35,6 +35,11 @@ public struct PackageOperation: StepOperation {
     /// is what an unattended-upgrades run at boot needs.
     static let apt = "DEBIAN_FRONTEND=noninteractive apt-get -q -y -o DPkg::Lock::Timeout=600"
 
+    /// `apt-get update` takes the lists lock, which apt-daily holds on a freshly booted VM for
+    /// minutes; DPkg::Lock::Timeout does not cover it everywhere, so a lock error is retried
+    /// (for up to 10 minutes) and any other error fails at once with apt's own words.
+    static let update = #"n=0; until out=$(\#(apt) update 2>&1); do case "$out" in *lock*) n=$((n+1)); [ "$n" -lt 200 ] || { printf '%s\n' "$out" >&2; exit 1; }; sleep 3;; *) printf '%s\n' "$out" >&2; exit 1;; esac; done"#
+
     public func plan(_ facts: Facts) throws(StepFailure) -> StepPlan {
         if facts["apt"] == "missing" { throw StepFailure("the host has no apt-get; package steps need a Debian or Ubuntu host") }
         let installed = names.indices.map { facts["installed.\($0)"] == "yes" }
@@ -51,7 +56,7 @@ public struct PackageOperation: StepOperation {
         let noCandidate = missing.contains { ["", "(none)"].contains(facts["candidate.\($0)"] ?? "") }
         let stale = cacheValidTime.map { limit in age.map { $0 > limit } ?? true } ?? false
         var commands: [String] = []
-        if age == nil || noCandidate || stale { commands.append("\(Self.apt) update") }
+        if age == nil || noCandidate || stale { commands.append(Self.update) }
         let wanted = missing.map { names[$0] }
         commands.append("\(Self.apt) install --no-install-recommends \(Shell.join(wanted))")
         return StepPlan(commands: commands, summary: ["install \(wanted.joined(separator: ", "))"])
@@ -137,13 +142,30 @@ public struct CommandOperation: StepOperation {
     public var unless: String?
     public var chdir: String?
     public var timeout: Int?
+    public var user: String?
+    public var env: [String: String]
 
-    public init(run: String, creates: String? = nil, unless: String? = nil, chdir: String? = nil, timeout: Int? = nil) {
+    public init(
+        run: String, creates: String? = nil, unless: String? = nil, chdir: String? = nil, timeout: Int? = nil,
+        user: String? = nil, env: [String: String] = [:]
+    ) {
         self.run = run
         self.creates = creates
         self.unless = unless
         self.chdir = chdir
         self.timeout = timeout
+        self.user = user
+        self.env = env
+    }
+
+    /// `script` as its own sh, in `chdir`, with `env`, as `user`. The user's command runs in a
+    /// shell of its own so that the `set -e` of the apply script does not change its meaning.
+    func invocation(_ script: String) -> String {
+        var inner = env.keys.sorted().map { "export \($0)=\(Shell.quote(env[$0]!))\n" }.joined()
+        if let chdir { inner += "cd \(Shell.quote(chdir)) || exit\n" }
+        inner += script
+        if let user { return "su -s /bin/sh -l \(Shell.quote(user)) -c \(Shell.quote(inner))" }
+        return "sh -c \(Shell.quote(inner))"
     }
 
     /// `unless` runs during the probe, like Ansible's and pyinfra's guards: it must only look.
@@ -151,8 +173,7 @@ public struct CommandOperation: StepOperation {
         var lines: [String] = []
         if let creates { lines.append("if [ -e \(Shell.quote(creates)) ]; then echo creates=yes; else echo creates=no; fi") }
         if let unless {
-            let cd = chdir.map { "cd \(Shell.quote($0)) && " } ?? ""
-            lines.append("if \(cd)sh -c \(Shell.quote(unless)) >/dev/null 2>&1; then echo unless=ok; else echo unless=failed; fi")
+            lines.append("if \(invocation(unless)) >/dev/null 2>&1; then echo unless=ok; else echo unless=failed; fi")
         }
         return lines.isEmpty ? ":" : lines.joined(separator: "\n")
     }
@@ -160,11 +181,8 @@ public struct CommandOperation: StepOperation {
     public func plan(_ facts: Facts) throws(StepFailure) -> StepPlan {
         if creates != nil, facts["creates"] == "yes" { return .unchanged }
         if unless != nil, facts["unless"] == "ok" { return .unchanged }
-        var commands: [String] = []
-        if let chdir { commands.append("cd \(Shell.quote(chdir))") }
-        let invoke = timeout.map { "timeout \($0) sh -c " } ?? "sh -c "
-        commands.append(invoke + Shell.quote(run))
-        return StepPlan(commands: commands, summary: ["run: \(run)"], capturesOutput: true)
+        let command = timeout.map { "timeout \($0) " + invocation(run) } ?? invocation(run)
+        return StepPlan(commands: [command], summary: ["run: \(run)"], capturesOutput: true)
     }
 }
 

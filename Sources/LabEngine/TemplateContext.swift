@@ -151,17 +151,16 @@ public struct TemplateContext: Sendable, Hashable {
         var issues = scan.issues.map {
             TemplateIssue(message: $0.message, location: Self.offset(origin, line: $0.line, column: $0.column))
         }
-        let known = knownNames
         func visit(_ nodes: [MustacheScanner.Node], stack: [TemplateValue]) {
             for node in nodes {
                 switch node {
                 case .variable(let name, let line, let column):
                     if resolve(name, in: stack) == nil {
-                        issues.append(missing(name, line, column, origin: origin, stack: stack, known: known))
+                        issues.append(missing(name, line, column, origin: origin, stack: stack))
                     }
                 case .section(let name, let inverted, let children, let line, let column):
                     guard let value = resolve(name, in: stack) else {
-                        issues.append(missing(name, line, column, origin: origin, stack: stack, known: known))
+                        issues.append(missing(name, line, column, origin: origin, stack: stack))
                         continue
                     }
                     if inverted {
@@ -187,9 +186,9 @@ public struct TemplateContext: Sendable, Hashable {
     }
 
     private func missing(
-        _ name: String, _ line: Int, _ column: Int, origin: SourceLocation, stack: [TemplateValue], known: [String]
+        _ name: String, _ line: Int, _ column: Int, origin: SourceLocation, stack: [TemplateValue]
     ) -> TemplateIssue {
-        var candidates = known
+        var candidates = knownNames  // only computed for a missing name
         for case .map(let m) in stack.dropFirst() { candidates += m.keys }
         let hint = PlaybookSuggestion.hint(for: name, in: candidates)
         return TemplateIssue(

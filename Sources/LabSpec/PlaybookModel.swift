@@ -174,6 +174,11 @@ public struct CommandArguments: Sendable, Hashable {
     public var unless: TemplateArgument?
     public var chdir: TemplateArgument?
     public var timeout: Int?
+    /// Run as this user (through `su -l`, so with that user's login environment: HOME, a
+    /// profile that sets PATH for nvm...). Needs root: the login user, or `become: true`.
+    public var user: TemplateArgument?
+    /// Exported for the command (and for `unless`), values quoted.
+    public var env: [String: TemplateArgument]
 }
 
 public struct GitArguments: Sendable, Hashable {
@@ -213,6 +218,9 @@ public enum StepAction: Sendable, Hashable {
     case git(GitArguments)
     case upload(UploadArguments)
     case waitFor(WaitForArguments)
+    /// Run the handlers notified so far, here rather than at the end (Ansible's
+    /// `meta: flush_handlers`): e.g. install dependencies and restart before waiting for a port.
+    case flushHandlers
 
     /// The step type's key in YAML.
     public var typeName: String {
@@ -227,6 +235,7 @@ public enum StepAction: Sendable, Hashable {
         case .git: return "git"
         case .upload: return "upload"
         case .waitFor: return "wait_for"
+        case .flushHandlers: return "flush_handlers"
         }
     }
 
@@ -236,13 +245,14 @@ public enum StepAction: Sendable, Hashable {
         case .package(let a): return a.names
         case .file(let a): return [a.path, a.content, a.owner, a.group, a.validate].compactMap { $0 }
         case .directory(let a): return [a.path, a.owner, a.group].compactMap { $0 }
-        case .block(let a): return [a.path, a.block, a.marker, a.validate].compactMap { $0 }
-        case .line(let a): return [a.path, a.line, a.validate].compactMap { $0 }
+        case .block(let a): return [a.path, a.block, a.marker, a.insertAfter, a.insertBefore, a.validate].compactMap { $0 }
+        case .line(let a): return [a.path, a.line, a.regexp, a.insertAfter, a.validate].compactMap { $0 }
         case .service(let a): return [a.name]
-        case .command(let a): return [a.run, a.creates, a.unless, a.chdir].compactMap { $0 }
+        case .command(let a): return [a.run, a.creates, a.unless, a.chdir, a.user].compactMap { $0 } + a.env.keys.sorted().compactMap { a.env[$0] }
         case .git(let a): return [a.repo, a.dest, a.ref]
         case .upload(let a): return [a.src, a.dest, a.owner, a.group].compactMap { $0 }
         case .waitFor(let a): return [a.host, a.url].compactMap { $0 }
+        case .flushHandlers: return []
         }
     }
 

@@ -71,10 +71,11 @@ public enum PlaybookParser {
         "block": ["path", "block", "marker", "insert_after", "insert_before", "validate", "backup", "state"],
         "line": ["path", "line", "regexp", "insert_after", "validate", "backup", "create", "state"],
         "service": ["name", "enabled", "state", "daemon_reload"],
-        "command": ["run", "creates", "unless", "chdir", "timeout"],
+        "command": ["run", "creates", "unless", "chdir", "timeout", "user", "env"],
         "git": ["repo", "dest", "ref"],
         "upload": ["src", "dest", "owner", "group", "keep"],
         "wait_for": ["port", "host", "url", "timeout"],
+        "flush_handlers": [],
     ]
 
     static let stepKeys = ["name", "hosts", "when", "notify", "become", "tags"]
@@ -322,6 +323,15 @@ private struct IssueCollector {
 
     mutating func action(type: Node, arguments node: Node, stepLabel: String) -> StepAction? {
         let typeName = type.string ?? ""
+        if typeName == "flush_handlers" {
+            guard bool(node, what: "'flush_handlers'") == true else {
+                if node.string.flatMap({ ["false", "no", "off"].contains($0.lowercased()) }) == true {
+                    report("'flush_handlers' takes only true", at: node)
+                }
+                return nil
+            }
+            return .flushHandlers
+        }
         var args = Arguments(typeName: typeName, typeNode: type, stepLabel: stepLabel)
         switch node {
         case .mapping(let mapping):
@@ -406,6 +416,8 @@ private struct IssueCollector {
 
     mutating func regex(_ name: String, _ args: Arguments) -> Located<String>? {
         guard let value = text(name, args) else { return nil }
+        // A templated pattern is checked once rendered, per host.
+        if value.value.contains("{{") { return value }
         do {
             _ = try NSRegularExpression(pattern: value.value, options: [.anchorsMatchLines])
             return value
@@ -499,8 +511,24 @@ private struct IssueCollector {
     mutating func command(_ args: inout Arguments) -> StepAction? {
         let run = text("run", args, required: true)
         guard let run else { return nil }
+        var env: [String: TemplateArgument] = [:]
+        if let (_, value) = args.values["env"] {
+            if case .mapping(let mapping) = value {
+                for (key, entry) in mapping {
+                    let name = key.string ?? ""
+                    guard name.range(of: "^[A-Za-z_][A-Za-z0-9_]*$", options: .regularExpression) != nil else {
+                        report("'env' of command: '\(name)' is not a valid environment variable name", at: key)
+                        continue
+                    }
+                    if let text = string(entry, what: "'env.\(name)' of command") { env[name] = Located(text, at: contentLocation(entry)) }
+                }
+            } else {
+                report("'env' of command must be a mapping of names to values; got \(kindName(value))", at: value)
+            }
+        }
         return .command(CommandArguments(
-            run: run, creates: text("creates", args), unless: text("unless", args), chdir: text("chdir", args), timeout: number("timeout", args)))
+            run: run, creates: text("creates", args), unless: text("unless", args), chdir: text("chdir", args), timeout: number("timeout", args),
+            user: text("user", args), env: env))
     }
 
     mutating func git(_ args: inout Arguments) -> StepAction? {

@@ -79,23 +79,29 @@ struct KnownHostsFile {
     }
 
     /// Appends one plain line for the host (OpenSSH's accept-new), creating the file and its
-    /// folder when missing.
+    /// folder when missing. Sessions to several new hosts append at once, from this process or
+    /// another labctl: O_APPEND and an exclusive flock keep every line whole and none lost.
     func append(host: String, port: Int, key: [UInt8], keyType: Int32) throws {
-        let url = URL(fileURLWithPath: path)
-        let folder = url.deletingLastPathComponent()
+        let folder = URL(fileURLWithPath: path).deletingLastPathComponent()
         try FileManager.default.createDirectory(
             at: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+        defer { Glibc.close(fd) }
+        guard flock(fd, LOCK_EX) == 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
         let name = port == 22 ? host : "[\(host)]:\(port)"
         var line = "\(name) \(hostKeyTypeName(keyType)) \(Data(key).base64EncodedString())\n"
-        if let existing = FileManager.default.contents(atPath: path), let last = existing.last, last != UInt8(ascii: "\n") {
-            line = "\n" + line
+        // A file whose last line has no newline must not get ours glued to it.
+        var last: UInt8 = 0
+        let size = lseek(fd, 0, SEEK_END)
+        if size > 0, let reader = FileHandle(forReadingAtPath: path) {
+            try? reader.seek(toOffset: UInt64(size - 1))
+            last = (try? reader.read(upToCount: 1))?.first ?? 0
+            try? reader.close()
         }
-        if !FileManager.default.fileExists(atPath: path) {
-            FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600])
-        }
-        let handle = try FileHandle(forWritingTo: url)
-        defer { try? handle.close() }
-        try handle.seekToEnd()
-        try handle.write(contentsOf: Data(line.utf8))
+        if size > 0, last != UInt8(ascii: "\n") { line = "\n" + line }
+        let bytes = Array(line.utf8)
+        let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        guard written == bytes.count else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
     }
 }

@@ -17,6 +17,6 @@ struct Labctl: AsyncParsableCommand {
             Exit codes: 0 success, 2 a command or step failed on a host,
             3 a host was unreachable, 4 bad input (inventory, playbook, arguments).
             """,
-        subcommands: [Ping.self, Exec.self, Run.self, Provision.self, Deploy.self, Hosts.self, LabCommand.self]
+        subcommands: [Ping.self, Exec.self, Run.self, Provision.self, Deploy.self, UpCommand.self, Hosts.self, LabCommand.self]
     )
 }

@@ -201,30 +201,58 @@ struct Run: AsyncParsableCommand {
     }
 }
 
-struct Provision: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Prepare every host: base packages, hosts file, nginx on the proxy, Node on the app servers.",
-        discussion: "Runs playbooks/provision.yml. Safe to run again: a second run changes nothing.")
+/// A verb that runs one of the shipped playbooks by name.
+protocol NamedPlaybookCommand: AsyncParsableCommand {
+    static var playbookName: String { get }
+    var inventoryOptions: InventoryOptions { get }
+    var connection: ConnectionOptions { get }
+    var runOptions: PlaybookRunOptions { get }
+}
 
-    @OptionGroup var inventoryOptions: InventoryOptions
-    @OptionGroup var connection: ConnectionOptions
-    @OptionGroup var runOptions: PlaybookRunOptions
-
+extension NamedPlaybookCommand {
     func run() async throws {
         let inventory = try inventoryOptions.load()
         let report = try await PlaybookInvocation.run(
-            "provision", inventory: inventory, options: runOptions, connection: connection, verbose: inventoryOptions.verbose)
+            Self.playbookName, inventory: inventory, options: runOptions, connection: connection,
+            verbose: inventoryOptions.verbose)
         if report.exitCode != .ok { throw ExitCode(report.exitCode.rawValue) }
     }
 }
 
-struct Deploy: AsyncParsableCommand {
+struct Provision: NamedPlaybookCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Prepare every host: base packages, hosts file, nginx on the proxy, Node on the app servers.",
+        discussion: "Runs playbooks/provision.yml. Safe to run again: a second run changes nothing.")
+    static let playbookName = "provision"
+
+    @OptionGroup var inventoryOptions: InventoryOptions
+    @OptionGroup var connection: ConnectionOptions
+    @OptionGroup var runOptions: PlaybookRunOptions
+}
+
+struct Deploy: NamedPlaybookCommand {
     static let configuration = CommandConfiguration(
         abstract: "Deploy the app on the app servers and the reverse proxy / load balancer on the proxy.",
         discussion: """
             Runs playbooks/deploy.yml: the app as a systemd service on every app
             server, nginx's config for the lab's domain on the proxy (checked with
             `nginx -t` before it goes live; nginx reloads only when it changed).
+            """)
+    static let playbookName = "deploy"
+
+    @OptionGroup var inventoryOptions: InventoryOptions
+    @OptionGroup var connection: ConnectionOptions
+    @OptionGroup var runOptions: PlaybookRunOptions
+}
+
+struct UpCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "up",
+        abstract: "The whole lab: provision, then deploy.",
+        discussion: """
+            Runs `labctl provision` and then `labctl deploy` on the inventory's hosts,
+            stopping after the first that fails. On the local lab:
+              sudo labctl lab up && labctl up
             """)
 
     @OptionGroup var inventoryOptions: InventoryOptions
@@ -233,8 +261,15 @@ struct Deploy: AsyncParsableCommand {
 
     func run() async throws {
         let inventory = try inventoryOptions.load()
-        let report = try await PlaybookInvocation.run(
-            "deploy", inventory: inventory, options: runOptions, connection: connection, verbose: inventoryOptions.verbose)
-        if report.exitCode != .ok { throw ExitCode(report.exitCode.rawValue) }
+        for playbook in ["provision", "deploy"] {
+            let report = try await PlaybookInvocation.run(
+                playbook, inventory: inventory, options: runOptions, connection: connection, verbose: inventoryOptions.verbose)
+            if report.exitCode != .ok { throw ExitCode(report.exitCode.rawValue) }
+            Terminal.line("")
+        }
+        if let domain = inventory.domain, let proxy = inventory.proxyHosts.first {
+            Terminal.line("The lab is up: http://\(domain)/ (the proxy is \(proxy.address)).".green.bold)
+            Terminal.line("To open it in a browser here, add the domain to your hosts file: sudo labctl hosts --apply")
+        }
     }
 }

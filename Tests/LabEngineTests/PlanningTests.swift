@@ -23,14 +23,15 @@ import Testing
         let facts = Facts(["installed.0": "no", "installed.1": "no", "candidate.0": "(none)", "candidate.1": "7.88", "lists.age": "10"])
         let plan = try nginx.plan(facts)
         #expect(plan.commands == [
-            "DEBIAN_FRONTEND=noninteractive apt-get -q -y -o DPkg::Lock::Timeout=600 update",
+            PackageOperation.update,
             "DEBIAN_FRONTEND=noninteractive apt-get -q -y -o DPkg::Lock::Timeout=600 install --no-install-recommends nginx curl",
         ])
+        #expect(PackageOperation.update.contains("apt-get -q -y -o DPkg::Lock::Timeout=600 update 2>&1"))
     }
 
     @Test func anIndexNeverFetchedIsFetched() throws {
         let plan = try PackageOperation(names: ["git"]).plan(Facts(["installed.0": "no", "candidate.0": "", "lists.age": "none"]))
-        #expect(plan.commands.first?.hasSuffix(" update") == true)
+        #expect(plan.commands.first == PackageOperation.update)
     }
 
     @Test func cacheValidTimeRefreshesAStaleIndex() throws {
@@ -104,7 +105,7 @@ import Testing
     @Test func validateRunsOnTheStagedFileBeforeTheRename() throws {
         let op = FileOperation(path: "/etc/n.conf", content: content, validate: "nginx -t -c %s", backup: false)
         let plan = try op.plan(Facts(["kind": "none", "parent": "dir"]))
-        let validate = plan.commands.firstIndex { $0.contains(#"nginx -t -c "$t""#) }
+        let validate = plan.commands.firstIndex { $0.contains(#"sh -c 'nginx -t -c "$1"' labctl-validate "$t""#) }
         let rename = plan.commands.firstIndex { $0.hasPrefix("mv -f") }
         #expect(validate != nil && rename != nil && validate! < rename!)
     }
@@ -371,7 +372,7 @@ func newContent(_ plan: StepPlan) -> String { String(decoding: plan.stdin, as: U
 @Suite struct CommandPlanningTests {
     @Test func runsWhenNoGuard() throws {
         let plan = try CommandOperation(run: "npm install", chdir: "/opt/app").plan(Facts())
-        #expect(plan.commands == ["cd /opt/app", "sh -c 'npm install'"])
+        #expect(plan.commands == ["sh -c 'cd /opt/app || exit\nnpm install'"])
         #expect(plan.capturesOutput)
     }
 
@@ -386,6 +387,13 @@ func newContent(_ plan: StepPlan) -> String { String(decoding: plan.stdin, as: U
         #expect(try op.plan(Facts(["unless": "ok"])) == .unchanged)
         #expect(try op.plan(Facts(["unless": "failed"])).commands == ["sh -c 'useradd app'"])
         #expect(op.probe.contains("sh -c 'id app'"))
+    }
+
+    @Test func asAnotherUserWithEnvironment() throws {
+        let op = CommandOperation(run: "npm install", unless: "test -d node_modules", chdir: "/opt/app", user: "app", env: ["NODE_ENV": "production it's", "A": "1"])
+        let inner = "export A=1\nexport NODE_ENV='production it'\\''s'\ncd /opt/app || exit\n"
+        #expect(try op.plan(Facts(["unless": "failed"])).commands == ["su -s /bin/sh -l app -c " + Shell.quote(inner + "npm install")])
+        #expect(op.probe.contains("su -s /bin/sh -l app -c " + Shell.quote(inner + "test -d node_modules")))
     }
 
     @Test func timeout() throws {

@@ -90,6 +90,13 @@ import Testing
         #expect(try await converge(unless).isEmpty)
     }
 
+    @Test func commandAsAnotherUserWithEnvironmentAndDirectory() async throws {
+        let op = CommandOperation(run: #"echo "$(id -un) $(pwd) $GREETING""#, chdir: "/tmp", user: "nobody", env: ["GREETING": "it's $HOME"])
+        let plan = try op.plan(Facts())
+        let result = await shell(plan.script)
+        #expect(result.stdout == "nobody /tmp it's $HOME\n")
+    }
+
     @Test func gitClonesThenFollowsTheBranch() async throws {
         let scratch = Scratch()
         let origin = scratch.file("origin")
@@ -153,6 +160,64 @@ import Testing
         let tree = try LocalTree.load(scratch.file("src"))
         try await converge(UploadOperation(source: tree, dest: scratch.file("dest")))
         #expect(scratch.read("dest/\(deep)/file-with-a-long-name.txt") == "deep")
+    }
+
+    @Test func packageProbeReadsDpkgAndApt() async throws {
+        // Read-only: the probe asks dpkg and apt; nothing is installed.
+        let op = PackageOperation(names: ["dpkg", "labctl-surely-not-a-package"])
+        let facts = await probe(op)
+        #expect(facts["installed.0"] == "yes")
+        #expect(facts["installed.1"] == "no")
+        #expect(facts["candidate.1"] == "")
+        #expect(facts["lists.age"] != nil)
+        let plan = try op.plan(facts)
+        #expect(plan.commands.count == 2, "an unknown package makes the index refresh first")
+        #expect(plan.summary == ["install labctl-surely-not-a-package"])
+    }
+
+    @Test func aptUpdateRetriesOnlyOnALock() async throws {
+        // A stand-in apt-get first in PATH: it reports the lock twice, then succeeds.
+        let scratch = Scratch()
+        scratch.write("bin/apt-get", "#!/bin/sh\nn=$(cat \"$0.count\" 2>/dev/null || echo 0); echo $((n+1)) > \"$0.count\"\nif [ \"$n\" -lt 2 ]; then echo 'E: Could not get lock /var/lib/apt/lists/lock' >&2; exit 100; fi\necho updated\n")
+        _ = await shell("chmod +x " + Shell.quote(scratch.file("bin/apt-get")))
+        let path = "PATH=" + Shell.quote(scratch.file("bin")) + ":$PATH; "
+        let locked = await shell(path + PackageOperation.update.replacingOccurrences(of: "sleep 3", with: "sleep 0"))
+        #expect(locked.status == 0)
+        #expect(scratch.read("bin/apt-get.count") == "3\n")
+        scratch.write("bin/apt-get", "#!/bin/sh\necho 'E: The repository is not signed.' >&2\nexit 100\n")
+        _ = await shell("chmod +x " + Shell.quote(scratch.file("bin/apt-get")))
+        let broken = await shell(path + PackageOperation.update)
+        #expect(broken.status == 1)
+        #expect(broken.stderr == "E: The repository is not signed.\n")
+    }
+
+    @Test func serviceOnAHostWithoutSystemd() async throws {
+        // This build machine's PID 1 is not systemd: the probe must say so and the plan refuse.
+        try #require(!FileManager.default.fileExists(atPath: "/run/systemd/system"))
+        let op = ServiceOperation(name: "nginx", state: .started)
+        let facts = await probe(op)
+        #expect(facts["systemd"] == "no")
+        #expect(throws: StepFailure("the host does not run systemd (no /run/systemd/system), so the unit nginx cannot be managed; service steps need a systemd host")) {
+            try op.plan(facts)
+        }
+    }
+
+    @Test func waitForAURLThatAnswers() async throws {
+        let port = Int.random(in: 20000...40000)
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        server.arguments = ["python3", "-m", "http.server", "--bind", "127.0.0.1", String(port)]
+        server.standardOutput = FileHandle.nullDevice
+        server.standardError = FileHandle.nullDevice
+        try server.run()
+        // SIGKILL: processes started from the test runner here ignore SIGTERM.
+        defer { kill(server.processIdentifier, SIGKILL); server.waitUntilExit() }
+        // The wait_for plan itself is what waits for the server to come up.
+        let op = WaitForOperation(url: "http://127.0.0.1:\(port)/", timeout: 20)
+        try await converge(op)
+        #expect(await probe(op)["up"] == "yes")
+        #expect(await probe(WaitForOperation(port: port))["up"] == "yes")
+        #expect(try op.plan(await probe(op)) == .unchanged)
     }
 
     @Test func waitForAPortThatAnswersAndOneThatDoesNot() async throws {

@@ -128,6 +128,46 @@ import Testing
         #expect(scratch.read("app2/handler") == "ran\n", "the handler ran once, and not on the run without changes")
     }
 
+    @Test func flushHandlersRunsTheNotifiedHandlersThere() async throws {
+        let yaml = """
+            steps:
+              - { name: code, hosts: all, file: { path: "{{vars.root}}/code", content: "v1" }, notify: [install, restart] }
+              - { name: now, hosts: all, flush_handlers: true }
+              - { name: check, hosts: all, command: "cat {{vars.root}}/log >> {{vars.root}}/seen" }
+              - { name: config, hosts: all, file: { path: "{{vars.root}}/config", content: "c" }, notify: restart }
+            handlers:
+              - { name: install, command: "echo install >> {{vars.root}}/log" }
+              - { name: restart, command: "echo restart >> {{vars.root}}/log" }
+            """
+        let report = await runner(["app1"]).run(try playbook(yaml))
+        #expect(report.hosts[0].steps.map { "\($0.name)\($0.handler ? "*" : "")" } == ["code", "install*", "restart*", "check", "config", "restart*"])
+        // The step after the flush saw both handlers' work; the restart ran again for the later change.
+        #expect(scratch.read("app1/seen") == "install\nrestart\n")
+        #expect(scratch.read("app1/log") == "install\nrestart\nrestart\n")
+    }
+
+    /// Probes larger than one command-line argument may be (128 KiB on Linux) still work.
+    @Test func aLongPlaybookProbesInOneRoundTrip() async throws {
+        let count = 400
+        let steps = (0..<count).map { "- { name: d\($0), hosts: all, directory: { path: \"{{vars.root}}/directory-number-\($0)\" } }" }
+        let book = try playbook(steps.joined(separator: "\n") + "\n")
+        for index in 1..<count {
+            try FileManager.default.createDirectory(atPath: scratch.file("app1/directory-number-\(index)"), withIntermediateDirectories: true)
+        }
+        let runner = runner(["app1"])
+        let probeSize = book.steps.reduce(0) { total, step in
+            total + ((try? runner.compiler.operation(for: step.action, context: runner.targets[0].context))?.probe.utf8.count ?? 0)
+        }
+        try #require(probeSize > 131_072)
+        let report = await runner.run(book)
+        #expect(report.exitCode == .ok, "\(report.hosts[0].error ?? "")")
+        #expect(report.hosts[0].count(.changed) == 1)
+        #expect(report.hosts[0].count(.ok) == count - 1)
+        // The probe, the change, then (too big to ride along) the re-probe on its own.
+        #expect(report.hosts[0].roundTrips == 3)
+        #expect(await runner.run(book).hosts[0].roundTrips == 1)
+    }
+
     @Test func checkModeChangesNothing() async throws {
         let book = try playbook(Self.site)
         let report = await runner(["app1"], options: { $0.check = true }).run(book)
@@ -188,8 +228,9 @@ import Testing
 
         let started = await runner(["app1"], options: { $0.startAt = "b" }).run(book)
         #expect(started.hosts[0].steps.map(\.name) == ["b", "c"])
-        #expect(runner(["app1"], options: { $0.startAt = "bb" }).validate(book).map(\.message) == [
-            "--start-at names 'bb', which is not a step of the playbook; did you mean 'b'?"
+        #expect(runner(["app1"], options: { $0.startAt = "bb"; $0.limit = ["app", "ap1"] }).validate(book).map(\.message) == [
+            "--limit names 'ap1', which is neither a host nor a role of the inventory; did you mean 'app'?",
+            "--start-at names 'bb', which is not a step of the playbook; did you mean 'b'?",
         ])
     }
 

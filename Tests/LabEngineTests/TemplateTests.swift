@@ -99,6 +99,34 @@ import Testing
     }
 }
 
+@Suite struct InventoryTemplateTests {
+    /// The repository's own inventory.json, through the spec loader, as templates see it.
+    @Test func theShippedInventoryAsTemplateValues() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let inventory = try InventoryLoader.load(path: root.appendingPathComponent("inventory.json").path)
+        let targets = InventoryContext.targets(inventory)
+        let proxy = try #require(targets.first { $0.facts.roles.contains("proxy") })
+        let template = """
+            upstream {{app.name}} {
+            {{#nginx.least_conn}}    least_conn;
+            {{/nginx.least_conn}}{{#roles.app}}    server {{address}}:{{app.port}} weight={{upstream.weight}};
+            {{/roles.app}}}
+            server_name {{domain}}; # {{host.name}} {{nginx.conf_path}} {{app.node.install}} {{#app.from_path}}path{{/app.from_path}}
+            """
+        let apps = inventory.hosts(withRole: "app")
+        var fromPath = ""
+        if case .path = inventory.app!.source { fromPath = "path" }
+        let leastConn = inventory.nginx.method == .leastConn ? "    least_conn;\n" : ""
+        let servers = apps.map { "    server \($0.address):\(inventory.app!.port) weight=\($0.upstream.weight);\n" }.joined()
+        #expect(try proxy.context.render(template, origin: SourceLocation(file: "t", line: 1, column: 1)) == """
+            upstream \(inventory.app!.name) {
+            \(leastConn)\(servers)}
+            server_name \(inventory.domain!); # \(proxy.name) \(inventory.nginx.confPath) \(inventory.app!.node.method) \(fromPath)
+            """)
+        #expect(proxy.ssh.endpoint.host == proxy.facts.address)
+    }
+}
+
 @Suite struct ValidationTests {
     let hosts = [
         HostFacts(name: "proxy", address: "198.18.42.10", roles: ["proxy"]),

@@ -177,3 +177,27 @@ struct SilentListener {
 
     func close() { Glibc.close(fd) }
 }
+
+/// accept-new from many sessions at once into one known_hosts file.
+@Suite struct SharedKnownHostsTests {
+    @Test func parallelAcceptNewKeepsEveryLine() async throws {
+        let servers = try (0..<6).map { _ in try TestSSHServer() }
+        let folder = try TemporaryDirectory()
+        defer { folder.remove() }
+        let shared = folder.file("ssh/known_hosts")
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for server in servers {
+                group.addTask {
+                    var options = server.options(policy: .acceptNew)
+                    options.knownHostsPath = shared
+                    let client = try await SSHClient.connect(options)
+                    await client.close()
+                }
+            }
+            try await group.waitForAll()
+        }
+        let lines = try String(contentsOfFile: shared, encoding: .utf8).split(separator: "\n").map(String.init)
+        #expect(Set(lines) == Set(servers.map(\.hostPublicKeyLine)))
+        #expect(lines.count == servers.count)
+    }
+}
