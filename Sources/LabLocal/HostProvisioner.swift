@@ -1,5 +1,4 @@
 import Foundation
-import Subprocess
 
 /// Prepares one host's filesystem and boots it.
 struct HostProvisioner: Sendable {
@@ -15,17 +14,17 @@ struct HostProvisioner: Sendable {
 
     /// Mounts the overlay and writes what makes this host itself: hostname, machine-id, its
     /// ed25519 host key (made here: generating keys at boot costs seconds), /etc/hosts, the
-    /// login user with the lab's key.
+    /// login user with the lab's key. A host started again on its kept disk keeps all of it
+    /// (playbooks may have edited /etc/hosts); only its login is brought up to date.
     func prepareFilesystem() async throws(LabError) {
         for dir in [state.upper, state.work, state.merged] { try Machine.makeDirectory(dir) }
         try Machine.mountOverlay(lower: basePath, upper: state.upper, work: state.work, at: state.merged)
-        try Machine.write(host.name + "\n", to: root + "/etc/hostname")
-        var hosts = "127.0.0.1\tlocalhost\n127.0.1.1\t\(host.name)\n::1\tlocalhost ip6-localhost ip6-loopback\n"
-        for other in allHosts { hosts += "\(other.address)\t\(other.name)\n" }
-        try Machine.write(hosts, to: root + "/etc/hosts")
-        // A host started again on its kept disk keeps its identity (machine-id, host key).
         let keyPath = root + "/etc/ssh/ssh_host_ed25519_key"
         if !FileManager.default.fileExists(atPath: keyPath) {
+            try Machine.write(host.name + "\n", to: root + "/etc/hostname")
+            var hosts = "127.0.0.1\tlocalhost\n127.0.1.1\t\(host.name)\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+            for other in allHosts { hosts += "\(other.address)\t\(other.name)\n" }
+            try Machine.write(hosts, to: root + "/etc/hosts")
             try Machine.write(Self.randomMachineID() + "\n", to: root + "/etc/machine-id", mode: 0o444)
             try await Command.run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "root@\(host.name)", "-f", keyPath])
         }

@@ -76,8 +76,8 @@ public struct LabHostStatus: Sendable, Hashable {
     public var running: Bool
     /// The systemd-nspawn process of the host's current boot.
     public var pid: Int32?
-    /// Memory in use by the host's processes, without reclaimable file cache (as `docker stats`
-    /// counts it: usage minus inactive file pages), from its memory cgroup.
+    /// Memory the host's processes hold resident (anonymous, shared and mapped-file pages, from
+    /// its memory cgroup), without reclaimable page cache.
     public var memoryBytes: UInt64?
     /// Time since the host's current boot started.
     public var uptime: Duration?

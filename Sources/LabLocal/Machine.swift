@@ -113,18 +113,23 @@ enum Machine {
         for hierarchy in cgroupHierarchies { _ = rmdir("\(cgroupRoot)/\(hierarchy)/\(relative)") }
     }
 
+    /// What the host's processes hold resident: anonymous memory, shared memory and mapped
+    /// files (binaries, libraries), from the memory cgroup's totals. Reclaimable page cache
+    /// is left out: right after `apt-get install` it would count hundreds of MB of .deb and
+    /// file pages that the kernel drops as soon as memory is needed.
     static func memoryInUse(cgroup relative: String) -> UInt64? {
-        let dir = "\(cgroupRoot)/memory/\(relative)"
-        guard let usageText = readKernelFile(dir + "/memory.usage_in_bytes"),
-            let usage = UInt64(usageText.trimmingCharacters(in: .whitespacesAndNewlines))
-        else { return nil }
-        var inactiveFile: UInt64 = 0
-        if let stat = readKernelFile(dir + "/memory.stat") {
-            for line in stat.split(separator: "\n") where line.hasPrefix("total_inactive_file ") {
-                inactiveFile = UInt64(line.split(separator: " ").last ?? "") ?? 0
-            }
+        guard let stat = readKernelFile("\(cgroupRoot)/memory/\(relative)/memory.stat") else { return nil }
+        var total: UInt64 = 0
+        var found = false
+        for line in stat.split(separator: "\n") {
+            let parts = line.split(separator: " ")
+            guard parts.count == 2, ["total_rss", "total_shmem", "total_mapped_file"].contains(String(parts[0])),
+                let value = UInt64(parts[1])
+            else { continue }
+            total += value
+            found = true
         }
-        return usage > inactiveFile ? usage - inactiveFile : 0
+        return found ? total : nil
     }
 
     // MARK: mounts

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LabEngine
 import LabLocal
 import LabSpec
 
@@ -40,21 +41,6 @@ struct LabCommand: AsyncParsableCommand {
         subcommands: [Up.self, Down.self, Status.self, SSH.self]
     )
 
-    struct InventoryOption: ParsableArguments {
-        @Option(name: [.short, .long], help: "The inventory file that describes the lab.")
-        var inventory: String = InventoryLoader.defaultPath
-
-        func lab(nat: Bool = false) throws -> LocalLab {
-            let loaded: Inventory
-            do {
-                loaded = try InventoryLoader.load(path: inventory)
-            } catch {
-                throw ValidationError(error.description)
-            }
-            return LocalLab(definition: try LabCommand.labDefinition(from: loaded, nat: nat))
-        }
-    }
-
     struct Up: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Create and boot the inventory's hosts (hosts already running are left alone).",
@@ -65,14 +51,14 @@ struct LabCommand: AsyncParsableCommand {
                 what this run created is removed again. Hosts run on after labctl exits.
                 """)
 
-        @OptionGroup var options: InventoryOption
+        @OptionGroup var options: InventoryOptions
         @Flag(help: "Build the base root filesystem again (e.g. for Debian's latest security fixes).")
         var rebuild = false
         @Flag(help: "Let the hosts reach the internet through this machine (masquerading); `down` undoes it.")
         var nat = false
 
         func run() async throws {
-            let lab = try options.lab(nat: nat)
+            let lab = try LabCommand.lab(options, nat: nat)
             let started = ContinuousClock.now
             do {
                 try await lab.up(rebuild: rebuild, progress: LabCommand.printProgress)
@@ -95,11 +81,12 @@ struct LabCommand: AsyncParsableCommand {
                 the lab started are ended. The cached base stays for the next `up`.
                 """)
 
-        @OptionGroup var options: InventoryOption
+        @OptionGroup var options: InventoryOptions
 
         func run() async throws {
+            let lab = try LabCommand.lab(options)
             do {
-                try await options.lab().down(progress: LabCommand.printProgress)
+                try await lab.down(progress: LabCommand.printProgress)
             } catch {
                 throw LabCommand.failure(error)
             }
@@ -110,12 +97,12 @@ struct LabCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Show each host: running or not, address, PID, memory and uptime.")
 
-        @OptionGroup var options: InventoryOption
+        @OptionGroup var options: InventoryOptions
         @Option(help: "Also show the last lines of this host's console log (boot messages).")
         var log: String?
 
         func run() async throws {
-            let lab = try options.lab()
+            let lab = try LabCommand.lab(options)
             let hosts: [LabHostStatus]
             do {
                 hosts = try await lab.status()
@@ -137,7 +124,7 @@ struct LabCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Open a shell on a lab host (or run a command there) with the lab's key and known_hosts.")
 
-        @OptionGroup var options: InventoryOption
+        @OptionGroup var options: InventoryOptions
         @Argument(help: "The host's name in the inventory.")
         var host: String
         @Flag(help: "Print the ssh command line instead of running it.")
@@ -146,7 +133,7 @@ struct LabCommand: AsyncParsableCommand {
         var command: [String] = []
 
         func run() async throws {
-            let lab = try options.lab()
+            let lab = try LabCommand.lab(options)
             var line: [String]
             do {
                 line = try lab.sshCommandLine(host: host)
@@ -161,25 +148,40 @@ struct LabCommand: AsyncParsableCommand {
             // Replaces labctl with ssh, so the terminal, signals and exit status are ssh's own.
             var arguments = line.map { strdup($0) } + [nil]
             execvp("ssh", &arguments)
-            throw ValidationError("cannot run ssh (\(String(cString: strerror(errno)))); install openssh-client")
+            throw LabCommand.failure(MappingError(description: "cannot run ssh (\(String(cString: strerror(errno)))); install openssh-client"))
         }
     }
 
     // MARK: inventory → lab
 
+    /// The lab of the inventory file; a bad inventory exits 4 like every other verb.
+    static func lab(_ options: InventoryOptions, nat: Bool = false) throws -> LocalLab {
+        let inventory = try options.load()
+        do {
+            return LocalLab(definition: try labDefinition(from: inventory, nat: nat))
+        } catch {
+            Terminal.error(String(describing: error))
+            throw ExitCode(RunExitCode.badInput.rawValue)
+        }
+    }
+
     /// The lab that the inventory describes. Every host logs in with one key (the lab installs
     /// one key on all of them); hosts must use port 22.
-    static func labDefinition(from inventory: Inventory, nat: Bool) throws -> LabDefinition {
+    struct MappingError: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    static func labDefinition(from inventory: Inventory, nat: Bool) throws(MappingError) -> LabDefinition {
         let keys = Set(inventory.hosts.compactMap(\.keyPath))
         guard keys.count <= 1 else {
-            throw ValidationError(
+            throw MappingError(description: 
                 "the lab installs one login key on every host, but the inventory names several (\(keys.sorted().joined(separator: ", "))); use one key in `defaults`")
         }
         guard let key = keys.first else {
-            throw ValidationError("the lab needs a key file to install on the hosts; set `defaults.key` in the inventory")
+            throw MappingError(description: "the lab needs a key file to install on the hosts; set `defaults.key` in the inventory")
         }
         if let odd = inventory.hosts.first(where: { $0.port != 22 }) {
-            throw ValidationError("host \(odd.name): lab hosts listen on port 22, but the inventory says \(odd.port)")
+            throw MappingError(description: "host \(odd.name): lab hosts listen on port 22, but the inventory says \(odd.port)")
         }
         let name = labName(inventory.name)
         return LabDefinition(
@@ -244,7 +246,7 @@ struct LabCommand: AsyncParsableCommand {
     /// LabError already reads as one sentence: print it alone (without the usage text that
     /// ArgumentParser adds to validation errors) and fail.
     static func failure(_ error: any Error) -> any Error {
-        FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+        Terminal.error(String(describing: error))
         return ExitCode.failure
     }
 }

@@ -1,0 +1,80 @@
+import Foundation
+import TestSupport
+import Testing
+
+/// `labctl lab` through the built executable: how the inventory becomes a lab. Nothing here
+/// starts a host (LabLocalTests does that), so these run without root and in parallel.
+@Suite struct LabCommandTests {
+    let folder: TemporaryDirectory
+
+    init() throws {
+        folder = try TemporaryDirectory(prefix: "labctl-lab-cli")
+    }
+
+    func inventory(_ hosts: String, name: String = "cli-lab") throws -> String {
+        let path = folder.file("inventory.json")
+        let json = """
+            { "name": "\(name)", "defaults": { "key": "keys/lab_ed25519" },
+              "ssh": { "known_hosts": "keys/known_hosts" },
+              "lab": { "subnet": "198.18.79.0/24", "bridge": "labc0" },
+              "hosts": [\(hosts)] }
+            """
+        try json.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    func labctl(_ arguments: [String]) throws -> LocalResult {
+        try runLocal([labctlExecutablePath] + arguments, check: false)
+    }
+
+    @Test func sshPrintsTheLoginWithTheInventorysKeyUserAndKnownHosts() throws {
+        let path = try inventory(#"""
+            { "name": "proxy", "address": "198.18.79.10", "roles": ["proxy"] },
+            { "name": "app1", "address": "198.18.79.11", "roles": ["app"], "user": "ubuntu", "become": true }
+            """#)
+        let result = try labctl(["lab", "ssh", "app1", "--print", "-i", path])
+        #expect(result.status == 0, "\(result.stderr)")
+        // Paths in the inventory are relative to its folder.
+        let keys = folder.url.appendingPathComponent("keys").standardizedFileURL.path
+        #expect(
+            result.stdout
+                == "ssh -i \(keys)/lab_ed25519 -o IdentitiesOnly=yes -o UserKnownHostsFile=\(keys)/known_hosts "
+                + "-o StrictHostKeyChecking=yes ubuntu@198.18.79.11\n")
+        // What follows `--` is the remote command.
+        let withCommand = try labctl(["lab", "ssh", "proxy", "--print", "-i", path, "--", "uptime"])
+        #expect(withCommand.stdout.hasSuffix(" root@198.18.79.10 uptime\n"))
+    }
+
+    @Test func statusListsEveryHostAsStoppedWhenTheLabIsNotUp() throws {
+        let path = try inventory(#"{ "name": "proxy", "address": "198.18.79.10", "roles": ["proxy"] }"#, name: "cli-never-up")
+        let result = try labctl(["lab", "status", "-i", path])
+        #expect(result.status == 0, "\(result.stderr)")
+        let lines = result.stdout.split(separator: "\n")
+        #expect(lines.first?.hasPrefix("HOST") == true)
+        #expect(lines.dropFirst().map { $0.split(separator: " ").prefix(3).joined(separator: " ") } == [
+            "proxy stopped 198.18.79.10"
+        ])
+    }
+
+    @Test func anUnknownHostIsNamedWithTheHostsThereAre() throws {
+        let path = try inventory(#"{ "name": "proxy", "address": "198.18.79.10", "roles": ["proxy"] }"#)
+        let result = try labctl(["lab", "ssh", "web9", "--print", "-i", path])
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("there is no lab host named web9; the hosts are proxy"))
+    }
+
+    @Test func inventoriesTheLabCannotHonourAreRefusedBeforeAnythingHappens() throws {
+        var path = try inventory(#"""
+            { "name": "proxy", "address": "198.18.79.10", "roles": ["proxy"] },
+            { "name": "app1", "address": "198.18.79.11", "roles": ["app"], "key": "other_ed25519" }
+            """#)
+        var result = try labctl(["lab", "up", "-i", path])
+        #expect(result.status == 4)
+        #expect(result.stderr.contains("installs one login key on every host"))
+
+        path = try inventory(#"{ "name": "proxy", "address": "198.18.79.10", "port": 2222, "roles": ["proxy"] }"#)
+        result = try labctl(["lab", "down", "-i", path])
+        #expect(result.status == 4)
+        #expect(result.stderr.contains("lab hosts listen on port 22"))
+    }
+}
