@@ -40,7 +40,6 @@ public enum AdHoc {
                 return ping
             }
             ping.connectTime = ContinuousClock.now - started
-            defer { Task { await session.close() } }
             var script = "uname -sr; id -un"
             if target.become != nil { script += "; if sudo -n true 2>/dev/null; then echo sudo-ok; else echo sudo-refused; fi" }
             do throws(SSHError) {

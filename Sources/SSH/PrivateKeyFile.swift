@@ -73,12 +73,10 @@ struct PrivateKeyFile {
         guard let cipher = readString(), readString() != nil, readString() != nil else { return nil }
         offset += 4  // number of keys
         guard let publicKey = readString() else { return nil }
-        var keyOffset = 0
         guard publicKey.count >= 4 else { return nil }
         let typeLength = publicKey[0..<4].reduce(0) { $0 << 8 | Int($1) }
-        keyOffset = 4
-        guard keyOffset + typeLength <= publicKey.count else { return nil }
-        let type = String(decoding: publicKey[keyOffset..<keyOffset + typeLength], as: UTF8.self)
+        guard 4 + typeLength <= publicKey.count else { return nil }
+        let type = String(decoding: publicKey[4..<4 + typeLength], as: UTF8.self)
         return .openssh(keyType: type, encrypted: String(decoding: cipher, as: UTF8.self) != "none")
     }
 }

@@ -159,3 +159,19 @@ func localSHA256(_ bytes: [UInt8]) throws -> String {
     let out = try runLocal(["sha256sum", path]).stdout
     return String(out.prefix(64))
 }
+
+/// Keepalives: libssh2 sends none by itself; labctl's timer must, also while a session is idle.
+@Suite struct KeepaliveTests {
+    @Test func anIdleSessionSendsKeepalives() async throws {
+        let server = try TestSSHServer(extraConfig: "LogLevel DEBUG3")
+        var options = server.options()
+        options.keepaliveInterval = .seconds(2)
+        let client = try await SSHClient.connect(options)
+        try await Task.sleep(for: .seconds(5))
+        #expect(try await client.run(RemoteCommand("echo alive")).stdoutText == "alive\n")
+        await client.close()
+        let log = try String(contentsOfFile: server.directory.file("sshd.log"), encoding: .utf8)
+        // sshd logs each one; 5 idle seconds at a 2 s interval give at least two.
+        #expect(log.components(separatedBy: "rtype keepalive@libssh2.org want_reply 0").count - 1 >= 2)
+    }
+}
