@@ -28,7 +28,10 @@ public struct FileOperation: StepOperation {
         self.options = options
     }
 
-    public var probe: String { FileCommands.probe(path, content: false, diffContent: options.diff) }
+    public var probe: String { "" }
+    public var pathProbe: PathProbe? {
+        PathProbe(path, checksum: true, content: options.diff, contentLimit: FileCommands.diffContentLimit, parent: true)
+    }
 
     public func plan(_ facts: Facts) throws(StepFailure) -> StepPlan {
         let kind = facts["kind"] ?? "none"
@@ -83,7 +86,8 @@ public struct DirectoryOperation: StepOperation {
         self.state = state
     }
 
-    public var probe: String { FileCommands.probe(path, content: false, checksum: false, parent: false) }
+    public var probe: String { "" }
+    public var pathProbe: PathProbe? { PathProbe(path) }
 
     public func plan(_ facts: Facts) throws(StepFailure) -> StepPlan {
         let kind = facts["kind"] ?? "none"
@@ -123,7 +127,8 @@ protocol TextEdit: StepOperation {
 }
 
 extension TextEdit {
-    public var probe: String { FileCommands.probe(path, content: true, checksum: false) }
+    public var probe: String { "" }
+    public var pathProbe: PathProbe? { PathProbe(path, content: true, parent: true) }
 
     public func plan(_ facts: Facts) throws(StepFailure) -> StepPlan {
         let kind = facts["kind"] ?? "none"

@@ -8,7 +8,14 @@ public protocol StepOperation: Sendable {
     /// POSIX sh printing `key=value` lines (see `Facts`). Runs inside a subshell of the
     /// combined probe script, after `ProbeScript.prelude`.
     var probe: String { get }
+    /// A path whose facts the step needs; the probe script gathers those of all steps at once.
+    /// They join the step's facts as if its own probe had printed them.
+    var pathProbe: PathProbe? { get }
     func plan(_ facts: Facts) throws(StepFailure) -> StepPlan
+}
+
+extension StepOperation {
+    public var pathProbe: PathProbe? { nil }
 }
 
 /// Settings that change what plans contain.
@@ -71,40 +78,8 @@ public struct StepFailure: Error, Sendable, Hashable, CustomStringConvertible {
 
 /// Shared pieces of plans: atomic writes, ownership, modes.
 enum FileCommands {
-    /// Facts about a path: `kind` (file, dir, other, none), `stat` (owner:group:mode) and,
-    /// when asked, `sha256` and the content.
-    static func probe(_ path: String, content: Bool, diffContent: Bool = false, checksum: Bool = true, parent: Bool = true) -> String {
-        let p = Shell.quote(path)
-        var lines = [
-            "p=\(p)",
-            #"if [ -L "$p" ] && [ ! -e "$p" ]; then echo kind=dangling"#,
-            // In diff mode the same stat gives the size too: one process, not two.
-            diffContent
-                ? #"elif [ -f "$p" ]; then echo kind=file; st=$(stat -L -c '%U:%G:%a %s' "$p"); echo "stat=${st% *}""#
-                : #"elif [ -f "$p" ]; then echo kind=file; echo "stat=$(stat -L -c '%U:%G:%a' "$p")""#,
-            // A symbolic link (sites-enabled/x -> ../sites-available/x) is followed: the file
-            // it points to is the one compared and replaced, and the link stays.
-            #"  if [ -L "$p" ]; then echo "target=$(readlink -f "$p")"; fi"#,
-        ]
-        // The tools straight in `$( )`, not through shell functions: a function there costs
-        // a second fork.
-        if checksum { lines.append(#"  h=$(sha256sum < "$p"); echo "sha256=${h%% *}""#) }
-        if content { lines.append(#"  echo "content.b64=$(base64 -w0 < "$p")""#) }
-        if diffContent {
-            // For a diff only: files over 1 MiB are not worth shipping to say they changed.
-            lines.append(#"  if [ "${st##* }" -le 1048576 ]; then echo "content.b64=$(base64 -w0 < "$p")"; else echo content=large; fi"#)
-        }
-        lines += [
-            #"elif [ -d "$p" ]; then echo kind=dir; echo "stat=$(stat -L -c '%U:%G:%a' "$p")""#,
-            #"elif [ -e "$p" ]; then echo kind=other"#,
-            "else echo kind=none; fi",
-        ]
-        if parent {
-            // Parameter expansion rather than dirname: one process fewer per step.
-            lines.append(#"case "$p" in */*) d="${p%/*}";; *) d=.;; esac; if [ -d "${d:-/}" ]; then echo parent=dir; else echo parent=none; fi"#)
-        }
-        return lines.joined(separator: "\n")
-    }
+    /// Content read for a diff stops here: a larger file is not worth shipping to say it changed.
+    static let diffContentLimit = 1 << 20
 
     struct Stat: Hashable {
         var owner: String

@@ -383,9 +383,9 @@ struct HostRun {
     }
 
     func probe(_ pending: ArraySlice<Entry>, state: inout State) async throws(Stop) -> [Int: Facts] {
-        let probes = pending.compactMap { entry in entry.operation.map { (entry.id, $0.probe) } }
-        if probes.isEmpty { return [:] }
-        let script = ProbeScript(probes: probes)
+        let steps = pending.compactMap { entry in entry.operation.map { (entry.id, $0) } }
+        if steps.isEmpty { return [:] }
+        let script = ProbeScript(steps: steps)
         state.roundTrips += 1
         let started = ContinuousClock.now
         defer { state.probeSeconds += (ContinuousClock.now - started).seconds }
@@ -424,7 +424,7 @@ struct HostRun {
 
     /// Applies one plan and, in the same command, probes `reprobe` when the plan succeeded.
     func apply(_ plan: StepPlan, entry: Entry, reprobe: ArraySlice<Entry>, state: inout State) async throws(Stop) -> Outcome {
-        let probe = ProbeScript(probes: reprobe.compactMap { entry in entry.operation.map { (entry.id, $0.probe) } })
+        let probe = ProbeScript(steps: reprobe.compactMap { entry in entry.operation.map { (entry.id, $0) } })
         let marker = "@@\(probe.nonce) applied"
         // The plan runs in a subshell so its `set -e` and EXIT trap stay its own; its status
         // decides whether the probe runs.

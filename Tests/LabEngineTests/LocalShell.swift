@@ -93,7 +93,7 @@ func shell(_ script: String, stdin: [UInt8] = []) async -> (status: Int32, stdou
 
 /// The facts an operation's probe reports about this machine, through the real probe script.
 func probe(_ operation: any StepOperation) async -> Facts {
-    let script = ProbeScript(probes: [(0, operation.probe)])
+    let script = ProbeScript(steps: [(0, operation)])
     let output = await shell(script.script)
     return script.parse(output.stdout)[0] ?? Facts()
 }

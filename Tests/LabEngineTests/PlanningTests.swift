@@ -167,8 +167,10 @@ import Testing
     }
 
     @Test func theProbeFetchesContentOnlyInDiffMode() {
-        #expect(!FileOperation(path: "/x", content: "").probe.contains("b64"))
-        #expect(FileOperation(path: "/x", content: "", options: PlanOptions(diff: true)).probe.contains("b64"))
+        #expect(FileOperation(path: "/x", content: "").pathProbe == PathProbe("/x", checksum: true, contentLimit: 1 << 20, parent: true))
+        #expect(FileOperation(path: "/x", content: "", options: PlanOptions(diff: true)).pathProbe?.content == true)
+        #expect(!ProbeScript(steps: [(0, FileOperation(path: "/x", content: ""))]).script.contains("content.b64"))
+        #expect(ProbeScript(steps: [(0, FileOperation(path: "/x", content: "", options: PlanOptions(diff: true)))]).script.contains("head -c 1048577"))
     }
 }
 

@@ -156,10 +156,10 @@ import Testing
             try FileManager.default.createDirectory(atPath: scratch.file("app1/directory-number-\(index)"), withIntermediateDirectories: true)
         }
         let runner = runner(["app1"])
-        let probeSize = book.steps.reduce(0) { total, step in
-            total + ((try? runner.compiler.operation(for: step.action, context: runner.targets[0].context))?.probe.utf8.count ?? 0)
+        let operations = book.steps.enumerated().compactMap { index, step in
+            (try? runner.compiler.operation(for: step.action, context: runner.targets[0].context)).map { (id: index, operation: $0) }
         }
-        try #require(probeSize > 131_072)
+        try #require(ProbeScript(steps: operations).script.utf8.count > 131_072)
         let report = await runner.run(book)
         #expect(report.exitCode == .ok, "\(report.hosts[0].error ?? "")")
         #expect(report.hosts[0].count(.changed) == 1)
