@@ -394,7 +394,7 @@ struct HostRun {
             // The script goes on stdin: one command-line argument is limited to 128 KiB on
             // Linux, and a long playbook's probes could pass that.
             result = try await state.session.run(
-                RemoteCommand("sh -s", stdin: Array(script.script.utf8), timeout: .seconds(300), become: becomeFor(pending)), onLine: nil)
+                RemoteCommand(arguments: ["sh", "-s"], stdin: Array(script.script.utf8), timeout: .seconds(300), become: becomeFor(pending)), onLine: nil)
         } catch {
             if Task.isCancelled { throw .cancelled }
             throw .failed("probing the host failed: \(error.summary)")
@@ -449,7 +449,7 @@ struct HostRun {
         let result: CommandResult
         do {
             result = try await state.session.run(
-                RemoteCommand("sh -c " + Shell.quote(script), stdin: plan.stdin, timeout: timeout, become: becomeFor(entry.step)),
+                RemoteCommand(arguments: ["sh", "-c", script], stdin: plan.stdin, timeout: timeout, become: becomeFor(entry.step)),
                 onLine: { line in
                     // Lines after the marker belong to the re-probe, not to the step.
                     if line.stream == .stdout, line.text.hasPrefix("@@\(nonce)") { pastMarker.set() }

@@ -41,7 +41,7 @@ public final class SSHClient: Sendable {
             trap 'rm -f "$t"' EXIT; cat > "$t"; chmod \(String(mode, radix: 8)) "$t"; \
             mv -f -- "$t" \(target); trap - EXIT
             """
-        let command = RemoteCommand("sh -c \(ShellQuoting.quote(script))", stdin: data, become: become)
+        let command = RemoteCommand(arguments: ["sh", "-c", script], stdin: data, become: become)
         let result = try await session.perform { session throws(SSHError) in
             try session.exec(command, operation: .upload, onLine: nil)
         }

@@ -14,7 +14,8 @@ public enum ShellQuoting {
     /// host-side timeout around it, and sudo around that.
     ///
     /// Whenever anything wraps the command it runs under `sh -c`, so the result does not depend on
-    /// the login shell; a bare command is passed as it is, like `ssh host cmd`.
+    /// the login shell; a bare command is passed as it is, like `ssh host cmd`, and so is a
+    /// program with its arguments (`RemoteCommand(arguments:)`) after sudo and timeout.
     static func wrap(_ command: RemoteCommand) -> String {
         var body = command.command
         if !command.environment.isEmpty {
@@ -33,6 +34,9 @@ public enum ShellQuoting {
         }
         if words.isEmpty {
             return body
+        }
+        if command.isProgram && command.environment.isEmpty {
+            return (words + [body]).joined(separator: " ")
         }
         return (words + ["sh", "-c", quote(body)]).joined(separator: " ")
     }

@@ -87,6 +87,9 @@ public struct RemoteCommand: Sendable {
     public var become: Become?
     /// The most bytes of stdout plus stderr kept; more fails the command with `.outputTooLarge`.
     public var outputLimit: Int
+    /// `command` is one program with its arguments, quoted: sudo and timeout can run it as it
+    /// is, without a `sh -c` between them and it (one process fewer on the host).
+    public var isProgram = false
 
     public init(
         _ command: String,
@@ -102,6 +105,20 @@ public struct RemoteCommand: Sendable {
         self.timeout = timeout
         self.become = become
         self.outputLimit = outputLimit
+    }
+
+    /// A program and its arguments (each quoted here), rather than a shell command line.
+    public init(
+        arguments: [String],
+        stdin: [UInt8] = [],
+        timeout: Duration? = nil,
+        become: Become? = nil,
+        outputLimit: Int = 256 << 20
+    ) {
+        self.init(
+            arguments.map(ShellQuoting.quote).joined(separator: " "), stdin: stdin, timeout: timeout, become: become,
+            outputLimit: outputLimit)
+        isProgram = true
     }
 }
 
