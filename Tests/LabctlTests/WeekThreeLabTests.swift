@@ -136,6 +136,11 @@ struct WeekThreeLabTests {
         #expect(refused.stdout.contains("[emerg]"), "\(refused.stdout)")
         #expect(refused.stdout.contains("/etc/nginx/dumbways/my.reverse-proxy.conf"))
         #expect(try proxyConfig(two) == balanced)
+        // The refused file was tested in a private mount namespace (nspawn allows them, so the
+        // fallback that puts it in place for the test is not taken) and left nothing behind.
+        let listing = try labctlPlain(["exec", "-i", two, "proxy", "--", "unshare -m true && echo namespaces; ls -A /etc/nginx/dumbways"])
+        #expect(listing.stdout.contains("proxy | namespaces\nproxy | my.reverse-proxy.conf\n"), "\(listing.stdout)")
+        #expect(listing.stdout.components(separatedBy: "proxy | ").count == 3, "only the live config in the folder: \(listing.stdout)")
         // nginx keeps serving; an app the drill restarted rejoins once its fail_timeout (5 s) is out.
         var seen = Set(try servedBy(count: 6))
         let deadline = Date().addingTimeInterval(20)
