@@ -3,6 +3,7 @@ import Foundation
 import LabEngine
 import LabSpec
 import Rainbow
+import Synchronization
 
 /// Options every playbook verb shares (run, provision, deploy, up).
 struct PlaybookRunOptions: ParsableArguments {
@@ -80,9 +81,14 @@ enum PlaybookInvocation {
         let title = URL(fileURLWithPath: path).lastPathComponent
         Terminal.line("PLAY \(title)\(options.check ? " (check mode: nothing will be changed)" : "")".bold)
         let printer = ProgressPrinter(verbose: verbose, veryVerbose: options.veryVerbose, diff: options.diff)
+        let statusLine = Terminal.isInteractive ? StatusLine() : nil
         let report = await Interrupt.cancellingOnSIGINT {
-            await runner.run(playbook) { event in printer.show(event) }
+            await runner.run(playbook) { event in
+                statusLine?.record(event)
+                printer.show(event)
+            }
         }
+        await statusLine?.stop()
         Terminal.line("")
         Terminal.line(Recap.render(report))
         if let json = options.json {
@@ -93,6 +99,49 @@ enum PlaybookInvocation {
             }
         }
         return report
+    }
+}
+
+/// The status line under the progress on a terminal: which host is in which long step, with a
+/// spinner, redrawn ten times a second. Written here rather than taken from console-kit: its
+/// ActivityIndicator owns the console's last line for one title and cannot let other lines
+/// print above it while it spins, which hosts reporting results in parallel need.
+final class StatusLine: Sendable {
+    private let state = Mutex((steps: RunningSteps(), frame: 0))
+    private let ticker = Mutex<Task<Void, Never>?>(nil)
+
+    init() {
+        let task = Task.detached { [weak self] in
+            while !Task.isCancelled {
+                guard let self else { return }
+                self.redraw(advancing: true)
+                try? await Task.sleep(for: .milliseconds(100))
+            }
+        }
+        ticker.withLock { $0 = task }
+    }
+
+    /// Takes the event in and redraws at once, so a finished step leaves the line before its
+    /// result is printed above it.
+    func record(_ event: RunEvent) {
+        state.withLock { $0.steps.record(event, at: .now) }
+        redraw(advancing: false)
+    }
+
+    private func redraw(advancing: Bool) {
+        let line = state.withLock { state in
+            if advancing { state.frame += 1 }
+            return state.steps.line(now: .now, width: Terminal.width, frame: state.frame)
+        }
+        Terminal.status(line)
+    }
+
+    /// Stops redrawing (waiting for a redraw under way) and removes the line.
+    func stop() async {
+        let task = ticker.withLock { $0 }
+        task?.cancel()
+        await task?.value
+        Terminal.status(nil)
     }
 }
 

@@ -3,25 +3,56 @@ import Rainbow
 import Synchronization
 
 /// Output for people: one lock so lines from hosts working in parallel never interleave
-/// mid-line, colours only on a terminal (Rainbow), errors on stderr.
+/// mid-line, colours only on a terminal (Rainbow), errors on stderr. On a terminal a status
+/// line may sit under the output (`status`); every line printed goes above it.
 enum Terminal {
-    private static let lock = Mutex(())
+    /// The status line on screen, if any; the mutex is also the output lock.
+    private static let shownStatus = Mutex<String?>(nil)
+    private static let clearLine = "\r\u{1B}[2K"
 
     static func line(_ text: String) {
-        lock.withLock { _ in
-            FileHandle.standardOutput.write(Data((text + "\n").utf8))
-        }
+        write(text + "\n", to: .standardOutput)
     }
 
     static func error(_ text: String) {
-        lock.withLock { _ in
-            FileHandle.standardError.write(Data(("error: ".red.bold + text + "\n").utf8))
-        }
+        write("error: ".red.bold + text + "\n", to: .standardError)
     }
 
     static func warning(_ text: String) {
-        lock.withLock { _ in
-            FileHandle.standardError.write(Data(("warning: ".yellow.bold + text + "\n").utf8))
+        write("warning: ".yellow.bold + text + "\n", to: .standardError)
+    }
+
+    private static func write(_ text: String, to handle: FileHandle) {
+        shownStatus.withLock { status in
+            guard let status else {
+                handle.write(Data(text.utf8))
+                return
+            }
+            FileHandle.standardOutput.write(Data(clearLine.utf8))
+            handle.write(Data(text.utf8))
+            FileHandle.standardOutput.write(Data(status.utf8))
+        }
+    }
+
+    /// Whether stdout is a terminal that understands cursor codes (a status line needs one).
+    static var isInteractive: Bool {
+        isatty(STDOUT_FILENO) == 1 && ProcessInfo.processInfo.environment["TERM"].map { $0 != "dumb" } ?? false
+    }
+
+    /// The terminal's width in columns (80 when it does not say).
+    static var width: Int {
+        var size = winsize()
+        guard ioctl(STDOUT_FILENO, UInt(TIOCGWINSZ), &size) == 0, size.ws_col > 0 else { return 80 }
+        return Int(size.ws_col)
+    }
+
+    /// Shows `text` as the status line under the output, or removes it (nil).
+    static func status(_ text: String?) {
+        let styled = text.map { $0.dim }
+        shownStatus.withLock { status in
+            guard styled != status else { return }
+            FileHandle.standardOutput.write(Data((clearLine + (styled ?? "")).utf8))
+            status = styled
         }
     }
 
