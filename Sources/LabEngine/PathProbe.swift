@@ -80,7 +80,9 @@ struct PathProbeSection {
             if probe.content {
                 // One byte past the limit is enough to know the file is over it.
                 let read = probe.contentLimit.map { #"head -c \#($0 + 1) < "$p" | base64 -w0"# } ?? #"base64 -w0 < "$p""#
-                lines.append(#"if [ -f "$p" ]; then echo "\#(index).content.b64=$(\#(read))"; fi"#)
+                // An unreadable file gets no content at all (the step then says it could not
+                // read it), never an empty one.
+                lines.append(#"if [ -f "$p" ] && [ -r "$p" ]; then echo "\#(index).content.b64=$(\#(read))"; fi"#)
             }
         }
         lines += ["echo '@@\(nonce) stat'", #"echo "$o""#, #"if [ -n "$o" ]; then stat -L -c '%U:%G:%a' -- "$@"; fi"#]
@@ -88,7 +90,9 @@ struct PathProbeSection {
         if !checksummed.isEmpty {
             lines += ["o=", "set --"]
             for index in checksummed {
-                lines.append(#"p=\#(Shell.quote(paths[index].path)); if [ -f "$p" ]; then o="$o \#(index)"; set -- "$@" "$p"; fi"#)
+                // Only readable files: one sha256sum cannot read would print a line fewer and
+                // cost every path its checksum.
+                lines.append(#"p=\#(Shell.quote(paths[index].path)); if [ -f "$p" ] && [ -r "$p" ]; then o="$o \#(index)"; set -- "$@" "$p"; fi"#)
             }
             lines += ["echo '@@\(nonce) sha256'", #"echo "$o""#, #"if [ -n "$o" ]; then sha256sum -- "$@"; fi"#]
         }

@@ -159,6 +159,27 @@ import Testing
         }
     }
 
+    @Test func aFileTheLoginCannotReadCostsNoOtherFileItsChecksum() async throws {
+        // As nobody (no become): sha256sum given an unreadable file would print a line fewer.
+        let scratch = Scratch()
+        scratch.write("open", "a\n")
+        scratch.write("closed", "b\n")
+        #expect(await shell("chmod 755 " + Shell.quote(scratch.path) + " && chmod 600 " + Shell.quote(scratch.file("closed"))).status == 0)
+        let steps: [(id: Int, operation: any StepOperation)] = [
+            (0, FileOperation(path: scratch.file("open"), content: "a\n")),
+            (1, FileOperation(path: scratch.file("closed"), content: "b\n")),
+            (2, LineOperation(path: scratch.file("closed"), line: "c")),
+        ]
+        let script = ProbeScript(steps: steps)
+        let result = await shell("setpriv --reuid=65534 --regid=65534 --clear-groups sh -c " + Shell.quote(script.script))
+        let facts = script.parse(result.stdout)
+        #expect(facts[0]?["sha256"] == Digest.sha256Hex("a\n"))
+        #expect(try steps[0].operation.plan(try #require(facts[0])) == .unchanged)
+        #expect(facts[1]?["kind"] == "file" && facts[1]?["sha256"] == nil)
+        #expect(facts[2]?["content.b64"] == nil)
+        #expect(throws: StepFailure("could not read \(scratch.file("closed")) on the host")) { try steps[2].operation.plan(try #require(facts[2])) }
+    }
+
     @Test func aDiffReadsAtMostOneByteOverTheLimit() async throws {
         let scratch = Scratch()
         scratch.write("big", String(repeating: "a", count: (1 << 20) + 10))
