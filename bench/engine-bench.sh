@@ -78,10 +78,6 @@ cleanup() {
   local status=$?
   say "taking the bench lab down"
   "$LABCTL" lab down -i "$inventory" >/dev/null 2>&1 || say "labctl lab down failed: run it again with -i $inventory"
-  # Twice: on this loaded machine one `lab down` has left a host's overlay mounted (exit 0,
-  # /var/lib/labctl/labs/bench/hosts/nodeNN/merged), which makes the next `lab up` fail; a
-  # second `down` removes it. Reported to the lead; remove when LabLocal is fixed.
-  "$LABCTL" lab down -i "$inventory" >/dev/null 2>&1 || true
   # Ansible's ControlPersist masters would otherwise linger for 60 s on a dead lab.
   for socket in "$work"/cp/*; do
     [ -S "$socket" ] && ssh -o ControlPath="$socket" -O exit dummy >/dev/null 2>&1 || true
