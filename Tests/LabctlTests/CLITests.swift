@@ -88,6 +88,28 @@ import Testing
         #expect(!one.stdout.contains("web1"))
     }
 
+    /// On a terminal (a pty from `script`), a step running past a second shows the status line;
+    /// through a pipe the same run prints no cursor codes at all.
+    @Test func aLongStepShowsAStatusLineOnlyOnATerminal() throws {
+        try "- { name: a slow step, hosts: web1, command: sleep 1.8 }\n".write(
+            toFile: folder.file("slow.yml"), atomically: true, encoding: .utf8)
+        let command = [labctlExecutablePath, "run", "-i", inventoryPath, folder.file("slow.yml")]
+        let onTerminal = try runLocal(
+            ["script", "-qec", command.map(shellQuoted).joined(separator: " "), "/dev/null"], environment: ["TERM": "xterm"],
+            check: false)
+        #expect(onTerminal.status == 0, "\(onTerminal.stdout)\(onTerminal.stderr)")
+        #expect(onTerminal.stdout.contains("web1: a slow step 1s"), "\(onTerminal.stdout)")
+        // The line is gone before the recap: the last clear comes before it.
+        let recap = try #require(onTerminal.stdout.range(of: "RECAP"))
+        let lastClear = try #require(onTerminal.stdout.range(of: "\u{1B}[2K", options: .backwards))
+        #expect(lastClear.upperBound <= recap.lowerBound)
+        let piped = try labctl(["run", "-i", inventoryPath, folder.file("slow.yml")])
+        #expect(piped.status == 0)
+        #expect(!piped.stdout.contains("\u{1B}"), "\(piped.stdout)")
+    }
+
+    func shellQuoted(_ word: String) -> String { "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'" }
+
     @Test func badInputExitsFourAndSaysWhere() throws {
         let unknown = try labctl(["exec", "-i", inventoryPath, "db", "--", "true"])
         #expect(unknown.status == 4)
