@@ -193,8 +193,9 @@ extension VerifyRun {
             try await Task.sleep(for: .milliseconds(200))
         }
         let answeredAt = clock.now
-        // Each nginx worker keeps its own record of failed servers (unless the upstream has a
-        // shared zone), and skips a failed server for fail_timeout after its last failure. That
+        // nginx skips a failed server for fail_timeout after its last failure, and without a
+        // shared `zone` in the upstream (labctl's config has one; a hand-written one may not)
+        // each worker keeps its own record of failures. That
         // failure happened before the server answered again, so once fail_timeout has passed
         // since then, every worker will try it again; before, one worker may still count it out,
         // and stopping the next server then leaves that worker with no live server (502s).

@@ -112,6 +112,7 @@ struct WeekThreeLabTests {
         try #require(deployTwo.status == 0, "\(deployTwo.stdout)\(deployTwo.stderr)")
         let balanced = try proxyConfig(two)
         #expect(balanced.contains("upstream wayshub_servers {"))
+        #expect(balanced.contains("zone wayshub_servers 64k;"), "failure state shared by nginx's workers")
         #expect(balanced.contains("server 198.18.88.12:3000"))
         let proxyReport = try #require(try report(folder.file("deploy-two.json")).hosts.first { $0.host == "proxy" })
         let reloads = proxyReport.steps.filter { $0.handler && $0.name == "reload nginx" && $0.status == .changed }
