@@ -39,10 +39,11 @@ struct PathProbeSection {
                 paths[index].checksum = paths[index].checksum || probe.checksum
                 paths[index].parent = paths[index].parent || probe.parent
                 if probe.content {
-                    // The largest read wins; each step applies its own limit when reading.
-                    let limit = paths[index].content ? paths[index].contentLimit.flatMap { old in probe.contentLimit.map { max(old, $0) } } : probe.contentLimit
+                    // The largest read wins (no limit is the largest); each step applies its
+                    // own limit when its facts are made.
+                    let limits = paths[index].content ? [paths[index].contentLimit, probe.contentLimit] : [probe.contentLimit]
                     paths[index].content = true
-                    paths[index].contentLimit = limit
+                    paths[index].contentLimit = limits.contains(nil) ? nil : limits.compactMap { $0 }.max()
                 }
             } else {
                 indexOfPath[probe.path] = paths.count

@@ -72,6 +72,10 @@ import Testing
         // step's own limit still applies to what it gets.
         #expect(script.script.contains("base64 -w0 < \"$p\""))
         #expect(!script.script.contains("head -c"))
+        let twoDiffs = ProbeScript(
+            steps: [(0, FileOperation(path: shared, content: "y", options: PlanOptions(diff: true))), (1, FileOperation(path: shared, content: "z", options: PlanOptions(diff: true)))],
+            nonce: nonce)
+        #expect(twoDiffs.script.components(separatedBy: "head -c 1048577").count - 1 == 1, "limited steps only: the limited read, once")
         let large = Data(repeating: 0x61, count: (1 << 20) + 1).base64EncodedString()
         let facts = script.parse(output([
             "@@n0 paths", "0.kind=file", "0.parent=dir", "0.content.b64=\(large)", "1.kind=dir",
