@@ -14,16 +14,20 @@ public struct RunningSteps: Sendable {
 
     public var isEmpty: Bool { running.isEmpty }
 
-    public mutating func record(_ event: RunEvent, at now: ContinuousClock.Instant) {
+    /// Takes one runner event in; true when it changed which host is in which step (most
+    /// events, such as output lines, do not, and need no redraw).
+    @discardableResult
+    public mutating func record(_ event: RunEvent, at now: ContinuousClock.Instant) -> Bool {
         switch event {
         case .stepStarted(let host, let step, let handler):
             running[host] = Running(step: (handler ? "handler: " : "") + step, since: now)
+            return true
         case .stepFinished(let host, _), .unreachable(let host, _):
-            running[host] = nil
+            return running.removeValue(forKey: host) != nil
         case .hostFinished(let report):
-            running[report.host] = nil
+            return running.removeValue(forKey: report.host) != nil
         case .connecting, .connected, .output:
-            break
+            return false
         }
     }
 

@@ -89,7 +89,7 @@ public struct RemoteCommand: Sendable {
     public var outputLimit: Int
     /// `command` is one program with its arguments, quoted: sudo and timeout can run it as it
     /// is, without a `sh -c` between them and it (one process fewer on the host).
-    public var isProgram = false
+    public private(set) var isProgram = false
 
     public init(
         _ command: String,

@@ -121,11 +121,10 @@ final class StatusLine: Sendable {
         ticker.withLock { $0 = task }
     }
 
-    /// Takes the event in and redraws at once, so a finished step leaves the line before its
-    /// result is printed above it.
+    /// Takes the event in and, when it changed the line, redraws at once, so a finished step
+    /// leaves the line before its result is printed above it.
     func record(_ event: RunEvent) {
-        state.withLock { $0.steps.record(event, at: .now) }
-        redraw(advancing: false)
+        if state.withLock({ $0.steps.record(event, at: .now) }) { redraw(advancing: false) }
     }
 
     private func redraw(advancing: Bool) {

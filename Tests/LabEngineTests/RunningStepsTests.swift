@@ -1,3 +1,4 @@
+import SSH
 import Testing
 @testable import LabEngine
 
@@ -25,9 +26,16 @@ import Testing
         let now = start + .milliseconds(12_500)
         #expect(steps.line(now: now, width: 200, frame: 3)
             == "⠸ app1: npm install 12s · app2: npm install 12s · proxy: nginx installed 10s · web: handler: reload nginx 9s")
-        steps.record(.stepFinished(host: "app1", result: result("npm install")), at: now)
-        steps.record(.unreachable(host: "web", message: "gone"), at: now)
-        steps.record(.connected(host: "proxy", seconds: 0.1), at: now)
+        let changes = [
+            steps.record(.stepFinished(host: "app1", result: result("npm install")), at: now),
+            steps.record(.unreachable(host: "web", message: "gone"), at: now),
+            steps.record(.connected(host: "proxy", seconds: 0.1), at: now),
+            steps.record(.output(host: "app2", step: "npm install", line: OutputLine(stream: .stdout, text: "added 1")), at: now),
+            steps.record(.unreachable(host: "web", message: "gone"), at: now),
+        ]
+        // Only what changes the line asks for a redraw: not a connection, an output line, or
+        // news of a host that was no longer busy.
+        #expect(changes == [true, true, false, false, false])
         #expect(steps.line(now: now, width: 200, frame: 13) == "⠸ app2: npm install 12s · proxy: nginx installed 10s")
         steps.record(.stepFinished(host: "app2", result: result("npm install")), at: now)
         steps.record(.stepFinished(host: "proxy", result: result("nginx installed")), at: now)
