@@ -41,7 +41,7 @@ public struct FileOperation: StepOperation {
             guard kind != "dir" else { throw StepFailure("\(path) is a directory, not a file; use a directory step to remove it") }
             let old = facts.text("content") ?? ""
             return StepPlan(
-                commands: ["rm -f \(p)"], diff: options.diff ? UnifiedDiff.make(old: old, new: "", path: path) : nil,
+                commands: ["rm -f -- \(p)"], diff: options.diff ? UnifiedDiff.make(old: old, new: "", path: path) : nil,
                 summary: ["remove \(path)"])
         }
         guard kind == "file" || kind == "none" || kind == "dangling" else {
@@ -95,7 +95,7 @@ public struct DirectoryOperation: StepOperation {
         if state == .absent {
             guard kind != "none" else { return .unchanged }
             guard kind == "dir" else { throw StepFailure("\(path) is not a directory; refusing to remove it as one") }
-            return StepPlan(commands: ["rm -rf \(p)"], summary: ["remove \(path) and everything in it"])
+            return StepPlan(commands: ["rm -rf -- \(p)"], summary: ["remove \(path) and everything in it"])
         }
         var summary: [String] = []
         switch kind {
@@ -105,7 +105,7 @@ public struct DirectoryOperation: StepOperation {
             return commands.isEmpty ? .unchanged : StepPlan(commands: commands, summary: summary)
         case "none":
             summary.append("create \(path)")
-            var commands = ["mkdir -p \(p)"]
+            var commands = ["mkdir -p -- \(p)"]
             commands += FileCommands.attributeCommands(target: p, current: nil, owner: owner, group: group, mode: mode, summary: &summary)
             return StepPlan(commands: commands, summary: summary)
         default:

@@ -107,11 +107,11 @@ enum FileCommands {
         let groupChange = group.flatMap { $0 == current?.group ? nil : $0 }
         if ownerChange != nil || groupChange != nil {
             let spec = (ownerChange ?? "") + (groupChange.map { ":" + $0 } ?? "")
-            commands.append("chown \(Shell.quote(spec)) \(target)")
+            commands.append("chown -- \(Shell.quote(spec)) \(target)")
             summary.append("owner \(current.map { "\($0.owner):\($0.group)" } ?? "-") -> \(owner ?? current?.owner ?? ""):\(group ?? current?.group ?? "")")
         }
         if let mode, mode != current?.mode {
-            commands.append("chmod \(modeText(mode)) \(target)")
+            commands.append("chmod -- \(modeText(mode)) \(target)")
             summary.append("mode \(current.map { modeText($0.mode) } ?? "-") -> \(modeText(mode))")
         }
         return commands
@@ -130,7 +130,7 @@ enum FileCommands {
         let name = (path as NSString).lastPathComponent
         let temp = Shell.quote((directory.isEmpty ? "." : directory) + "/.\(name).labctl-XXXXXX")
         var commands = [
-            "t=$(mktemp \(temp))",
+            "t=$(mktemp -- \(temp))",
             #"trap 'rm -f "$t"' EXIT"#,
             #"cat > "$t""#,
         ]
@@ -144,7 +144,7 @@ enum FileCommands {
         }
         if owner != nil || group != nil {
             let spec = (owner ?? existing?.owner ?? "") + ((group ?? existing?.group).map { ":" + $0 } ?? "")
-            commands.append("chown \(Shell.quote(spec)) \"$t\"")
+            commands.append("chown -- \(Shell.quote(spec)) \"$t\"")
         } else if existing != nil {
             commands.append("chown --reference=\(p) \"$t\"")
         }
@@ -158,10 +158,10 @@ enum FileCommands {
         if backup, existing != nil {
             // The backup's folder is known here: no `dirname` on the host.
             let copy = backupDirectory + path
-            commands.append("mkdir -p \(Shell.quote((copy as NSString).deletingLastPathComponent))")
-            commands.append("cp -p \(p) \(Shell.quote(copy)).$(date +%Y%m%dT%H%M%S)")
+            commands.append("mkdir -p -- \(Shell.quote((copy as NSString).deletingLastPathComponent))")
+            commands.append("cp -p -- \(p) \(Shell.quote(copy)).$(date +%Y%m%dT%H%M%S)")
         }
-        commands.append("mv -f \"$t\" \(p)")
+        commands.append("mv -f -- \"$t\" \(p)")
         return commands
     }
 }

@@ -82,14 +82,26 @@ public struct StepCompiler: Sendable {
 
     public func operation(for action: StepAction, context: TemplateContext) throws(StepCompileError) -> any StepOperation {
         var issues: [TemplateIssue] = []
-        func render(_ argument: TemplateArgument?) -> String? {
+        func render(_ argument: TemplateArgument?, _ mode: TemplateMode = .text) -> String? {
             guard let argument else { return nil }
             do {
-                return try context.render(argument.value, origin: argument.location)
+                return try context.render(argument.value, origin: argument.location, mode: mode)
             } catch {
                 issues += error.issues
                 return ""
             }
+        }
+        /// Shell text: values inside it are quoted words.
+        func shell(_ argument: TemplateArgument?) -> String? { render(argument, .shell) }
+        /// A value handed to a program on the host as one argument: rendered, then held to its
+        /// form (a path, a unit, a user...), so that it cannot be read as an option or land
+        /// somewhere the user did not mean.
+        func value(_ argument: TemplateArgument?, _ form: ValueForm, _ name: String) -> String? {
+            guard let argument, let text = render(argument) else { return nil }
+            if issues.isEmpty, let problem = form.problem(text) {
+                issues.append(TemplateIssue(message: "'\(name)' \(problem)", location: argument.location))
+            }
+            return text
         }
         func mode(_ argument: Located<String>?) -> Int? { argument.flatMap { FileCommands.parseMode($0.value) } }
         /// A regular expression that may be a template: rendered, then checked.
@@ -104,7 +116,8 @@ public struct StepCompiler: Sendable {
         let operation: any StepOperation
         switch action {
         case .package(let a):
-            operation = PackageOperation(names: a.names.map { render($0)! }, state: a.state, cacheValidTime: a.cacheValidTime)
+            operation = PackageOperation(
+                names: a.names.map { value($0, .packageName, "name")! }, state: a.state, cacheValidTime: a.cacheValidTime)
         case .file(let a):
             var content = render(a.content)
             if let template = a.template {
@@ -114,41 +127,52 @@ public struct StepCompiler: Sendable {
                     throw .failure(template.location, "the template \(name) does not exist (looked for \(path))")
                 }
                 do {
-                    content = try context.render(text, origin: SourceLocation(file: path, line: 1, column: 1))
+                    content = try context.render(
+                        text, origin: SourceLocation(file: path, line: 1, column: 1),
+                        mode: TemplateMode.forTemplateFile(named: name, text: text))
                 } catch {
                     issues += error.issues
                 }
             }
             operation = FileOperation(
-                path: render(a.path)!, content: content, owner: render(a.owner), group: render(a.group), mode: mode(a.mode),
-                validate: render(a.validate), backup: a.backup, state: a.state, options: options)
+                path: value(a.path, .absolutePath, "path")!, content: content, owner: value(a.owner, .userOrGroup, "owner"),
+                group: value(a.group, .userOrGroup, "group"), mode: mode(a.mode), validate: shell(a.validate), backup: a.backup,
+                state: a.state, options: options)
         case .directory(let a):
             operation = DirectoryOperation(
-                path: render(a.path)!, owner: render(a.owner), group: render(a.group), mode: mode(a.mode), state: a.state)
+                path: value(a.path, .absolutePath, "path")!, owner: value(a.owner, .userOrGroup, "owner"),
+                group: value(a.group, .userOrGroup, "group"), mode: mode(a.mode), state: a.state)
         case .block(let a):
             operation = ManagedBlockOperation(
-                path: render(a.path)!, block: render(a.block)!, marker: render(a.marker)!, insertAfter: pattern(a.insertAfter, "insert_after"),
-                insertBefore: pattern(a.insertBefore, "insert_before"), validate: render(a.validate), backup: a.backup, state: a.state, options: options)
+                path: value(a.path, .absolutePath, "path")!, block: render(a.block)!, marker: render(a.marker)!,
+                insertAfter: pattern(a.insertAfter, "insert_after"), insertBefore: pattern(a.insertBefore, "insert_before"),
+                validate: shell(a.validate), backup: a.backup, state: a.state, options: options)
         case .line(let a):
             operation = LineOperation(
-                path: render(a.path)!, line: render(a.line), regexp: pattern(a.regexp, "regexp"), insertAfter: pattern(a.insertAfter, "insert_after"),
-                validate: render(a.validate), backup: a.backup, create: a.create, state: a.state, options: options)
+                path: value(a.path, .absolutePath, "path")!, line: render(a.line), regexp: pattern(a.regexp, "regexp"),
+                insertAfter: pattern(a.insertAfter, "insert_after"), validate: shell(a.validate), backup: a.backup,
+                create: a.create, state: a.state, options: options)
         case .service(let a):
-            operation = ServiceOperation(name: render(a.name)!, enabled: a.enabled, state: a.state, daemonReload: a.daemonReload)
+            operation = ServiceOperation(
+                name: value(a.name, .unitName, "name")!, enabled: a.enabled, state: a.state, daemonReload: a.daemonReload)
         case .command(let a):
             operation = CommandOperation(
-                run: render(a.run)!, creates: render(a.creates), unless: render(a.unless), chdir: render(a.chdir), timeout: a.timeout,
-                user: render(a.user), env: a.env.mapValues { render($0)! })
+                run: shell(a.run)!, creates: value(a.creates, .absolutePath, "creates"), unless: shell(a.unless),
+                chdir: value(a.chdir, .absolutePath, "chdir"), timeout: a.timeout, user: value(a.user, .userOrGroup, "user"),
+                env: a.env.mapValues { render($0)! })
         case .git(let a):
-            operation = GitOperation(repo: render(a.repo)!, dest: render(a.dest)!, ref: render(a.ref)!)
+            operation = GitOperation(
+                repo: value(a.repo, .gitRepository, "repo")!, dest: value(a.dest, .absolutePath, "dest")!,
+                ref: value(a.ref, .gitRef, "ref")!)
         case .upload(let a):
             let source = render(a.src)!
-            let dest = render(a.dest)!
+            let dest = value(a.dest, .absolutePath, "dest")!
+            let owner = value(a.owner, .userOrGroup, "owner")
+            let group = value(a.group, .userOrGroup, "group")
             guard issues.isEmpty else { throw .template(TemplateError(issues: issues)) }
             let path = source.hasPrefix("/") ? source : (playbookDirectory as NSString).appendingPathComponent(source)
             do {
-                operation = UploadOperation(
-                    source: try trees.load(path), dest: dest, owner: render(a.owner), group: render(a.group), keep: a.keep)
+                operation = UploadOperation(source: try trees.load(path), dest: dest, owner: owner, group: group, keep: a.keep)
             } catch {
                 throw .failure(a.src.location, error.message)
             }
@@ -156,7 +180,9 @@ public struct StepCompiler: Sendable {
             // The runner acts on it itself; as an operation it has nothing to find or do.
             operation = CommandOperation(run: ":", creates: "/")
         case .waitFor(let a):
-            operation = WaitForOperation(port: a.port, host: render(a.host) ?? "127.0.0.1", url: render(a.url), timeout: a.timeout)
+            operation = WaitForOperation(
+                port: a.port, host: value(a.host, .hostOrAddress, "host") ?? "127.0.0.1", url: value(a.url, .httpURL, "url"),
+                timeout: a.timeout)
         }
         if !issues.isEmpty { throw .template(TemplateError(issues: issues)) }
         return operation

@@ -26,7 +26,7 @@ public struct PackageOperation: StepOperation {
             if state == .present {
                 missing += #"; m=1; echo "candidate.\#(index)=$(apt-cache policy "# + q + #" 2>/dev/null | sed -n 's/^ *Candidate: *//p')""#
             }
-            lines.append(#"s=$(dpkg-query -W -f='${Status}' "# + q + #" 2>/dev/null); case "$s" in *" installed") echo installed.\#(index)=yes;; *) "# + missing + ";; esac")
+            lines.append(#"s=$(dpkg-query -W -f='${Status}' -- "# + q + #" 2>/dev/null); case "$s" in *" installed") echo installed.\#(index)=yes;; *) "# + missing + ";; esac")
         }
         if state == .present {
             lines.append(#"[ -n "$m" ] || exit 0"#)
@@ -98,7 +98,7 @@ public struct ServiceOperation: StepOperation {
         return """
             if [ ! -d /run/systemd/system ] || ! command -v systemctl >/dev/null; then echo systemd=no; exit 0; fi
             echo systemd=yes
-            systemctl show -p Id,LoadState,UnitFileState,ActiveState,NeedDaemonReload \(q) | {
+            systemctl show -p Id,LoadState,UnitFileState,ActiveState,NeedDaemonReload -- \(q) | {
             id=; e=
             while IFS= read -r l; do case "$l" in
             Id=*) id=${l#*=};;
@@ -107,7 +107,7 @@ public struct ServiceOperation: StepOperation {
             ActiveState=*) echo "active=${l#*=}";;
             NeedDaemonReload=*) echo "reload=${l#*=}";;
             esac; done
-            case "$id" in \(q)|\(q).service) ;; *) e=$(systemctl is-enabled \(q) 2>/dev/null);; esac
+            case "$id" in \(q)|\(q).service) ;; *) e=$(systemctl is-enabled -- \(q) 2>/dev/null);; esac
             echo "enabled=$e"
             }
             """
@@ -134,10 +134,10 @@ public struct ServiceOperation: StepOperation {
         let enabledNow = facts["enabled"] ?? ""
         if let enabled {
             if enabled, !["enabled", "enabled-runtime", "static", "alias", "indirect", "generated"].contains(enabledNow) {
-                commands.append("systemctl enable \(q)")
+                commands.append("systemctl enable -- \(q)")
                 summary.append("enable \(name)")
             } else if !enabled, enabledNow == "enabled" || enabledNow == "enabled-runtime" {
-                commands.append("systemctl disable \(q)")
+                commands.append("systemctl disable -- \(q)")
                 summary.append("disable \(name)")
             }
         }
@@ -145,14 +145,14 @@ public struct ServiceOperation: StepOperation {
         let running = ["active", "activating", "reloading", "deactivating"].contains(active)
         switch state {
         case .started where !running:
-            commands.append("systemctl start \(q)"); summary.append("start \(name)")
+            commands.append("systemctl start -- \(q)"); summary.append("start \(name)")
         case .stopped where running:
-            commands.append("systemctl stop \(q)"); summary.append("stop \(name)")
+            commands.append("systemctl stop -- \(q)"); summary.append("stop \(name)")
         case .restarted:
-            commands.append("systemctl restart \(q)"); summary.append("restart \(name)")
+            commands.append("systemctl restart -- \(q)"); summary.append("restart \(name)")
         case .reloaded:
             // Reloading a stopped unit fails; Ansible starts it instead, and so do we.
-            commands.append(running ? "systemctl reload \(q)" : "systemctl start \(q)")
+            commands.append(running ? "systemctl reload -- \(q)" : "systemctl start -- \(q)")
             summary.append(running ? "reload \(name)" : "start \(name)")
         default:
             break
@@ -190,7 +190,8 @@ public struct CommandOperation: StepOperation {
         var inner = env.keys.sorted().map { "export \($0)=\(Shell.quote(env[$0]!))\n" }.joined()
         if let chdir { inner += "cd \(Shell.quote(chdir)) || exit\n" }
         inner += script
-        if let user { return "su -s /bin/sh -l \(Shell.quote(user)) -c \(Shell.quote(inner))" }
+        // `--` before the user: a name is never read as one of su's options.
+        if let user { return "su -s /bin/sh -l -c \(Shell.quote(inner)) -- \(Shell.quote(user))" }
         return "sh -c \(Shell.quote(inner))"
     }
 
@@ -245,7 +246,7 @@ public struct GitOperation: StepOperation {
             // A tag's own object is not a commit: prefer its peeled line (`^{}`) when there is one.
             let patterns = Shell.join([ref, ref + "^{}"])
             lines.append(
-                #"if out=$(timeout 60 git ls-remote "# + Shell.quote(repo) + " " + patterns + #" 2>&1); then echo "target=$(printf '%s\n' "$out" | awk '$2 ~ /\^\{\}$/ { p = $1 } f == "" { f = $1 } END { print (p != "" ? p : f) }')"; else echo "error.b64=$(printf '%s' "$out" | base64 | tr -d '\n')"; fi"#)
+                #"if out=$(timeout 60 git ls-remote -- "# + Shell.quote(repo) + " " + patterns + #" 2>&1); then echo "target=$(printf '%s\n' "$out" | awk '$2 ~ /\^\{\}$/ { p = $1 } f == "" { f = $1 } END { print (p != "" ? p : f) }')"; else echo "error.b64=$(printf '%s' "$out" | base64 | tr -d '\n')"; fi"#)
         }
         return lines.joined(separator: "\n")
     }
@@ -258,22 +259,26 @@ public struct GitOperation: StepOperation {
         guard let target = facts["target"], !target.isEmpty else {
             throw StepFailure("\(repo) has no branch or tag named \(ref)")
         }
+        // The commit id comes from the remote's answer: only an object name goes on a command line.
+        guard [40, 64].contains(target.count), target.allSatisfy(\.isHexDigit) else {
+            throw StepFailure("\(repo) answered \(ref) with \(ValueForm.shown(target)), which is not a commit id")
+        }
         let d = Shell.quote(dest)
-        let checkout = "\(git) checkout --quiet --force --detach \(target)"
+        let checkout = "\(git) checkout --quiet --force --detach \(Shell.quote(target)) --"
         if let head = facts["head"], !head.isEmpty {
             if head == target { return .unchanged }
             // Fetch from the URL given, not from whatever origin says, so that a changed repo
             // argument is honoured.
             return StepPlan(
                 commands: [
-                    "\(git) fetch --quiet \(Shell.quote(repo)) '+refs/heads/*:refs/remotes/origin/*' '+refs/tags/*:refs/tags/*'",
+                    "\(git) fetch --quiet -- \(Shell.quote(repo)) '+refs/heads/*:refs/remotes/origin/*' '+refs/tags/*:refs/tags/*'",
                     checkout,
                 ],
                 summary: ["move \(dest) from \(head.prefix(12)) to \(target.prefix(12))"])
         }
         if facts["dest"] == "occupied" { throw StepFailure("\(dest) exists, is not empty and is not a git clone") }
         return StepPlan(
-            commands: ["git clone --quiet --no-checkout \(Shell.quote(repo)) \(d)", checkout],
+            commands: ["git clone --quiet --no-checkout -- \(Shell.quote(repo)) \(d)", checkout],
             summary: ["clone \(repo) at \(target.prefix(12)) into \(dest)"])
     }
 }
@@ -308,21 +313,21 @@ public struct UploadOperation: StepOperation {
         let new = Shell.quote(dest + ".labctl-new")
         let old = Shell.quote(dest + ".labctl-old")
         var commands = [
-            "rm -rf \(new) \(old)",
-            "mkdir -p \(new)",
+            "rm -rf -- \(new) \(old)",
+            "mkdir -p -- \(new)",
             "tar -x -f - -C \(new) --no-same-owner",
         ]
         if owner != nil || group != nil {
-            commands.append("chown -R \(Shell.quote((owner ?? "") + (group.map { ":" + $0 } ?? ""))) \(new)")
+            commands.append("chown -R -- \(Shell.quote((owner ?? "") + (group.map { ":" + $0 } ?? ""))) \(new)")
         }
         for name in keep {
             let kept = Shell.quote(dest + "/" + name)
-            commands.append("if [ -e \(kept) ] && [ ! -e \(Shell.quote(dest + ".labctl-new/" + name)) ]; then mv \(kept) \(new)/; fi")
+            commands.append("if [ -e \(kept) ] && [ ! -e \(Shell.quote(dest + ".labctl-new/" + name)) ]; then mv -- \(kept) \(new)/; fi")
         }
         commands += [
-            "if [ -e \(d) ]; then mv \(d) \(old); fi",
-            "mv \(new) \(d)",
-            "rm -rf \(old)",
+            "if [ -e \(d) ]; then mv -- \(d) \(old); fi",
+            "mv -- \(new) \(d)",
+            "rm -rf -- \(old)",
         ]
         return StepPlan(
             commands: commands, stdin: source.tar,
@@ -350,10 +355,10 @@ public struct WaitForOperation: StepOperation {
     var check: String {
         if let url {
             let u = Shell.quote(url)
-            return "{ if command -v curl >/dev/null; then curl -fsS -o /dev/null --max-time 3 \(u); else wget -q -O /dev/null -T 3 \(u); fi; } >/dev/null 2>&1"
+            return "{ if command -v curl >/dev/null; then curl -fsS -o /dev/null --max-time 3 -- \(u); else wget -q -O /dev/null -T 3 -- \(u); fi; } >/dev/null 2>&1"
         }
-        let target = Shell.quote("</dev/tcp/\(host)/\(port ?? 0)")
-        return "timeout 3 bash -c \(target) >/dev/null 2>&1"
+        // The host and port are bash's arguments, not part of its script.
+        return "timeout 3 bash -c '</dev/tcp/$1/$2' bash \(Shell.quote(host)) \(port ?? 0) >/dev/null 2>&1"
     }
 
     var what: String { url ?? "\(host):\(port ?? 0)" }

@@ -54,6 +54,45 @@ public indirect enum TemplateValue: Sendable, Hashable, Codable {
     }
 }
 
+/// How a template's values are written into the text.
+public enum TemplateMode: Sendable, Hashable {
+    /// As they are: config files, paths, names (the step quotes whole arguments itself).
+    case text
+    /// Each value one quoted shell word: `run`, `unless`, `validate` and shell-script templates,
+    /// so that no inventory or playbook value can become shell syntax.
+    case shell
+
+    var contentTypeName: String {
+        switch self {
+        case .text: return "TEXT"
+        case .shell:
+            _ = ShellContentType.registered
+            return ShellContentType.name
+        }
+    }
+
+    /// A template file is shell text when its name ends in `.sh` or its first line starts a
+    /// POSIX shell or bash (`#!/bin/sh`, `#!/usr/bin/env bash`...).
+    public static func forTemplateFile(named name: String, text: String) -> TemplateMode {
+        if name.hasSuffix(".sh") { return .shell }
+        let first = text.prefix(while: { $0 != "\n" })
+        guard first.hasPrefix("#!") else { return .text }
+        let words = first.dropFirst(2).split(separator: " ")
+        let program = words.first.map { ($0 as Substring).split(separator: "/").last.map(String.init) ?? "" } ?? ""
+        let interpreter = program == "env" ? (words.dropFirst().first.map(String.init) ?? "") : program
+        return ["sh", "bash", "dash", "ash", "ksh", "zsh"].contains(interpreter) ? .shell : .text
+    }
+}
+
+/// swift-mustache's escaping hook, used for shell quoting instead of HTML escaping.
+struct ShellContentType: MustacheContentType {
+    static let name = "LABCTL_SHELL"
+    /// Registered once, the first time a shell template renders.
+    static let registered: Void = MustacheContentTypes.register(ShellContentType(), named: name)
+
+    func escapeText(_ text: String) -> String { Shell.quote(text) }
+}
+
 /// A template variable that is not in the context, with where the template names it.
 public struct TemplateIssue: Sendable, Hashable, CustomStringConvertible {
     public var message: String
@@ -120,18 +159,21 @@ public struct TemplateContext: Sendable, Hashable {
     }
 
     /// Renders `text` (written at `origin`: a YAML scalar or line 1 column 1 of a template
-    /// file), or throws every problem found in it.
-    public func render(_ text: String, origin: SourceLocation) throws(TemplateError) -> String {
+    /// file), or throws every problem found in it. In `.shell` mode every `{{name}}` becomes one
+    /// shell word, quoted; only `{{{name}}}` and `{{&name}}` insert a value as shell syntax.
+    public func render(_ text: String, origin: SourceLocation, mode: TemplateMode = .text) throws(TemplateError) -> String {
         let issues = check(text, origin: origin)
         if !issues.isEmpty { throw TemplateError(issues: issues) }
         // Nothing to substitute: skip the parser entirely (most arguments are plain strings).
         if !text.contains("{{") { return text }
-        // Mustache escapes HTML by default; config files need the text as written. The
-        // CONTENT_TYPE tag switches that off. When the first line is blank, the tag goes on a
-        // line of its own, which Mustache removes as a standalone tag, so the text is unchanged.
+        // Mustache escapes HTML by default; config files need the text as written and shell
+        // text needs every value quoted. The CONTENT_TYPE tag says which. When the first line is
+        // blank, the tag goes on a line of its own, which Mustache removes as a standalone tag,
+        // so the text is unchanged.
         let firstLine = text.prefix(while: { $0 != "\n" })
         let firstLineBlank = firstLine.allSatisfy { $0 == " " || $0 == "\t" || $0 == "\r" } && text.contains("\n")
-        let prefixed = (firstLineBlank ? "{{%CONTENT_TYPE:TEXT}}\n" : "{{%CONTENT_TYPE:TEXT}}") + text
+        let pragma = "{{%CONTENT_TYPE:\(mode.contentTypeName)}}"
+        let prefixed = (firstLineBlank ? pragma + "\n" : pragma) + text
         do {
             let template = try MustacheTemplate(string: prefixed)
             return template.render(TemplateValue.map(root).mustacheObject)

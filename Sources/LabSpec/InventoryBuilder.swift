@@ -286,9 +286,7 @@ struct InventoryBuilder {
                                   invalid: { "'\($0)' is not a valid app name; expected lowercase letters, digits, '-' and '_' (it names the systemd unit)" },
                                   isValid: InventorySyntax.isRoleName) ?? "wayshub"
         let port = checker.integer(object, "port", in: 1...65535) ?? 3000
-        let directory = checker.string(object, "directory", expected: "an absolute path such as \"/opt/wayshub\"",
-                                       invalid: { "'\($0)' is not an absolute path; expected a path such as \"/opt/wayshub\"" },
-                                       isValid: { $0.hasPrefix("/") && $0 != "/" && !$0.contains("\n") })
+        let directory = checker.string(object, "directory", form: .plainAbsolutePath)
         let user = userName(object, "user") ?? "root"
         return Inventory.AppSettings(name: name, port: port, directory: directory, user: user,
                                      source: appSource(object), node: nodeInstall(object))
@@ -297,12 +295,8 @@ struct InventoryBuilder {
     private func appSource(_ app: CheckedObject) -> Inventory.AppSource {
         let fallback = Inventory.AppSource.git(url: Inventory.AppSettings.defaultGitURL, ref: "main")
         guard let object = checker.object(app, "source", keys: Self.sourceKeys) else { return fallback }
-        let git = checker.string(object, "git", expected: "a git repository URL",
-                                 invalid: { "'\($0)' is not a git URL; expected https://..., ssh://..., git://..., file://... or user@host:path" },
-                                 isValid: Self.isGitURL)
-        let ref = checker.string(object, "ref", expected: "a branch, tag or commit",
-                                 invalid: { "'\($0)' is not a usable git ref; expected a branch, tag or commit without spaces" },
-                                 isValid: { !$0.contains(where: \.isWhitespace) && !$0.hasPrefix("-") })
+        let git = checker.string(object, "git", form: .gitRepository)
+        let ref = checker.string(object, "ref", form: .gitRef)
         let path = checker.string(object, "path", expected: "a path to the app's folder")
         switch (object.has("git"), object.has("path")) {
         case (true, true):
@@ -317,15 +311,6 @@ struct InventoryBuilder {
         if let git { return .git(url: git, ref: ref ?? "main") }
         if let path { return .path(InventoryPaths.resolve(path, against: base)) }
         return fallback
-    }
-
-    static func isGitURL(_ text: String) -> Bool {
-        if text.contains(where: \.isWhitespace) { return false }
-        for scheme in ["https://", "http://", "ssh://", "git://", "file://"] where text.hasPrefix(scheme) {
-            return text.count > scheme.count
-        }
-        // scp-like syntax: user@host:path
-        return text.wholeMatch(of: /[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:.+/) != nil
     }
 
     private func nodeInstall(_ app: CheckedObject) -> Inventory.NodeInstall {
@@ -362,10 +347,7 @@ struct InventoryBuilder {
             let version = checker.string(object, "version", expected: nodeVersion,
                                          invalid: { "'\($0)' is not a Node version; expected \(nodeVersion)" },
                                          isValid: isNodeVersion)
-            let url = checker.string(object, "url", required: true, expected: "the tarball's http(s) URL",
-                                     invalid: { "'\($0)' is not an http(s) or file URL" },
-                                     isValid: { ($0.hasPrefix("https://") || $0.hasPrefix("http://") || $0.hasPrefix("file://"))
-                                         && !$0.contains(where: \.isWhitespace) })
+            let url = checker.string(object, "url", required: true, form: .downloadURL)
             let sha256 = checker.string(object, "sha256", required: true, expected: "the tarball's SHA-256 as 64 hex digits",
                                         invalid: { "'\($0)' is not a SHA-256; expected 64 hex digits" },
                                         isValid: InventorySyntax.isSHA256)

@@ -77,6 +77,12 @@ final class InventoryChecker {
         return text
     }
 
+    /// A string that reaches hosts in one of the shared `ValueForm`s.
+    func string(_ parent: CheckedObject, _ key: String, required: Bool = false, form: ValueForm) -> String? {
+        string(parent, key, required: required, expected: form.expected, invalid: { form.problem($0) ?? "" },
+               isValid: form.isValid)
+    }
+
     /// A string that must be one of `choices`, with a hint for a near miss.
     func choice(_ parent: CheckedObject, _ key: String, among choices: [String]) -> String? {
         guard let value = parent[key] else { return nil }

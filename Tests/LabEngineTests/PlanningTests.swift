@@ -93,11 +93,11 @@ import Testing
         let plan = try op.plan(Facts(["kind": "none", "parent": "dir"]))
         #expect(plan.stdin == Array(content.utf8))
         #expect(plan.commands == [
-            "t=$(mktemp /etc/nginx/.x.conf.labctl-XXXXXX)",
+            "t=$(mktemp -- /etc/nginx/.x.conf.labctl-XXXXXX)",
             #"trap 'rm -f "$t"' EXIT"#,
             #"cat > "$t""#,
             #"chmod 0640 "$t""#,
-            #"mv -f "$t" /etc/nginx/x.conf"#,
+            #"mv -f -- "$t" /etc/nginx/x.conf"#,
         ])
         #expect(!plan.script.contains("listen 80"), "content must not travel in argv")
         #expect(plan.summary == ["create /etc/nginx/x.conf"])
@@ -107,14 +107,14 @@ import Testing
         let op = FileOperation(path: "/etc/a b.conf", content: content)
         let plan = try op.plan(Facts(["kind": "file", "stat": "www:www:600", "sha256": "0000", "parent": "dir"]))
         #expect(plan.commands == [
-            "t=$(mktemp '/etc/.a b.conf.labctl-XXXXXX')",
+            "t=$(mktemp -- '/etc/.a b.conf.labctl-XXXXXX')",
             #"trap 'rm -f "$t"' EXIT"#,
             #"cat > "$t""#,
             #"chmod --reference='/etc/a b.conf' "$t""#,
             #"chown --reference='/etc/a b.conf' "$t""#,
-            "mkdir -p /var/backups/labctl/etc",
-            "cp -p '/etc/a b.conf' '/var/backups/labctl/etc/a b.conf'.$(date +%Y%m%dT%H%M%S)",
-            #"mv -f "$t" '/etc/a b.conf'"#,
+            "mkdir -p -- /var/backups/labctl/etc",
+            "cp -p -- '/etc/a b.conf' '/var/backups/labctl/etc/a b.conf'.$(date +%Y%m%dT%H%M%S)",
+            #"mv -f -- "$t" '/etc/a b.conf'"#,
         ])
     }
 
@@ -129,7 +129,7 @@ import Testing
     @Test func onlyModeDiffers() throws {
         let op = FileOperation(path: "/x", content: content, mode: 0o600)
         let plan = try op.plan(Facts(["kind": "file", "stat": "root:root:644", "sha256": sha, "parent": "dir"]))
-        #expect(plan.commands == ["chmod 0600 /x"])
+        #expect(plan.commands == ["chmod -- 0600 /x"])
         #expect(plan.stdin.isEmpty)
         #expect(plan.summary == ["mode 0644 -> 0600"])
     }
@@ -137,7 +137,7 @@ import Testing
     @Test func onlyOwnerDiffers() throws {
         let op = FileOperation(path: "/x", content: content, owner: "app", group: "app")
         let plan = try op.plan(Facts(["kind": "file", "stat": "root:root:644", "sha256": sha, "parent": "dir"]))
-        #expect(plan.commands == ["chown app:app /x"])
+        #expect(plan.commands == ["chown -- app:app /x"])
     }
 
     @Test func missingParentDirectoryFails() {
@@ -156,7 +156,7 @@ import Testing
     @Test func absent() throws {
         let op = FileOperation(path: "/x", content: nil, state: .absent)
         #expect(try op.plan(Facts(["kind": "none"])) == .unchanged)
-        #expect(try op.plan(Facts(["kind": "file", "stat": "root:root:644"])).commands == ["rm -f /x"])
+        #expect(try op.plan(Facts(["kind": "file", "stat": "root:root:644"])).commands == ["rm -f -- /x"])
     }
 
     @Test func diffModeShowsTheChange() throws {
@@ -178,12 +178,12 @@ import Testing
     @Test func existing() throws {
         let op = DirectoryOperation(path: "/srv/app", owner: "app", mode: 0o755)
         #expect(try op.plan(Facts(["kind": "dir", "stat": "app:app:755"])) == .unchanged)
-        #expect(try op.plan(Facts(["kind": "dir", "stat": "root:root:700"])).commands == ["chown app /srv/app", "chmod 0755 /srv/app"])
+        #expect(try op.plan(Facts(["kind": "dir", "stat": "root:root:700"])).commands == ["chown -- app /srv/app", "chmod -- 0755 /srv/app"])
     }
 
     @Test func missing() throws {
         let op = DirectoryOperation(path: "/etc/nginx/dumbways", mode: 0o755)
-        #expect(try op.plan(Facts(["kind": "none"])).commands == ["mkdir -p /etc/nginx/dumbways", "chmod 0755 /etc/nginx/dumbways"])
+        #expect(try op.plan(Facts(["kind": "none"])).commands == ["mkdir -p -- /etc/nginx/dumbways", "chmod -- 0755 /etc/nginx/dumbways"])
     }
 
     @Test func fileInTheWay() {
@@ -195,7 +195,7 @@ import Testing
     @Test func absent() throws {
         let op = DirectoryOperation(path: "/d", state: .absent)
         #expect(try op.plan(Facts(["kind": "none"])) == .unchanged)
-        #expect(try op.plan(Facts(["kind": "dir"])).commands == ["rm -rf /d"])
+        #expect(try op.plan(Facts(["kind": "dir"])).commands == ["rm -rf -- /d"])
     }
 }
 
@@ -236,7 +236,7 @@ func newContent(_ plan: StepPlan) -> String { String(decoding: plan.stdin, as: U
             }
 
             """)
-        #expect(plan.commands.last == #"mv -f "$t" /etc/nginx/nginx.conf"#)
+        #expect(plan.commands.last == #"mv -f -- "$t" /etc/nginx/nginx.conf"#)
     }
 
     @Test func alreadyThereIsUnchanged() throws {
@@ -342,27 +342,27 @@ func newContent(_ plan: StepPlan) -> String { String(decoding: plan.stdin, as: U
     @Test func startedAndEnabled() throws {
         let op = ServiceOperation(name: "nginx", enabled: true, state: .started)
         #expect(try op.plan(running) == .unchanged)
-        #expect(try op.plan(stopped).commands == ["systemctl enable nginx", "systemctl start nginx"])
+        #expect(try op.plan(stopped).commands == ["systemctl enable -- nginx", "systemctl start -- nginx"])
     }
 
     @Test func stop() throws {
         let op = ServiceOperation(name: "nginx", state: .stopped)
-        #expect(try op.plan(running).commands == ["systemctl stop nginx"])
+        #expect(try op.plan(running).commands == ["systemctl stop -- nginx"])
         #expect(try op.plan(stopped) == .unchanged)
     }
 
     @Test func restartedAlwaysActs() throws {
-        #expect(try ServiceOperation(name: "app", state: .restarted).plan(running).commands == ["systemctl restart app"])
+        #expect(try ServiceOperation(name: "app", state: .restarted).plan(running).commands == ["systemctl restart -- app"])
     }
 
     @Test func reloadedStartsAStoppedUnit() throws {
         let op = ServiceOperation(name: "nginx", state: .reloaded)
-        #expect(try op.plan(running).commands == ["systemctl reload nginx"])
-        #expect(try op.plan(stopped).commands == ["systemctl start nginx"])
+        #expect(try op.plan(running).commands == ["systemctl reload -- nginx"])
+        #expect(try op.plan(stopped).commands == ["systemctl start -- nginx"])
     }
 
     @Test func disable() throws {
-        #expect(try ServiceOperation(name: "x", enabled: false).plan(running).commands == ["systemctl disable x"])
+        #expect(try ServiceOperation(name: "x", enabled: false).plan(running).commands == ["systemctl disable -- x"])
         #expect(try ServiceOperation(name: "x", enabled: false).plan(stopped) == .unchanged)
     }
 
@@ -377,7 +377,7 @@ func newContent(_ plan: StepPlan) -> String { String(decoding: plan.stdin, as: U
     @Test func aUnitWrittenJustBeforeIsLoadedFirst() throws {
         let facts = Facts(["systemd": "yes", "load": "not-found", "enabled": "", "active": "inactive", "reload": "no"])
         let op = ServiceOperation(name: "wayshub", enabled: true, state: .started, daemonReload: true)
-        #expect(try op.plan(facts).commands == ["systemctl daemon-reload", "systemctl enable wayshub", "systemctl start wayshub"])
+        #expect(try op.plan(facts).commands == ["systemctl daemon-reload", "systemctl enable -- wayshub", "systemctl start -- wayshub"])
     }
 
     @Test func noSystemdIsAClearError() {
@@ -416,8 +416,8 @@ func newContent(_ plan: StepPlan) -> String { String(decoding: plan.stdin, as: U
     @Test func asAnotherUserWithEnvironment() throws {
         let op = CommandOperation(run: "npm install", unless: "test -d node_modules", chdir: "/opt/app", user: "app", env: ["NODE_ENV": "production it's", "A": "1"])
         let inner = "export A=1\nexport NODE_ENV='production it'\\''s'\ncd /opt/app || exit\n"
-        #expect(try op.plan(Facts(["unless": "failed"])).commands == ["su -s /bin/sh -l app -c " + Shell.quote(inner + "npm install")])
-        #expect(op.probe.contains("su -s /bin/sh -l app -c " + Shell.quote(inner + "test -d node_modules")))
+        #expect(try op.plan(Facts(["unless": "failed"])).commands == ["su -s /bin/sh -l -c " + Shell.quote(inner + "npm install") + " -- app"])
+        #expect(op.probe.contains("su -s /bin/sh -l -c " + Shell.quote(inner + "test -d node_modules") + " -- app"))
     }
 
     @Test func timeout() throws {
@@ -433,8 +433,8 @@ func newContent(_ plan: StepPlan) -> String { String(decoding: plan.stdin, as: U
     @Test func cloneWhenAbsent() throws {
         let plan = try op.plan(Facts(["target": sha1]))
         #expect(plan.commands == [
-            "git clone --quiet --no-checkout https://example.org/app.git /opt/app",
-            "git -c safe.directory=/opt/app -C /opt/app checkout --quiet --force --detach \(sha1)",
+            "git clone --quiet --no-checkout -- https://example.org/app.git /opt/app",
+            "git -c safe.directory=/opt/app -C /opt/app checkout --quiet --force --detach \(sha1) --",
         ])
     }
 
@@ -445,8 +445,8 @@ func newContent(_ plan: StepPlan) -> String { String(decoding: plan.stdin, as: U
     @Test func movedCommitFetchesAndChecksOut() throws {
         let plan = try op.plan(Facts(["head": sha1, "target": sha2]))
         #expect(plan.commands.count == 2)
-        #expect(plan.commands[0].hasPrefix("git -c safe.directory=/opt/app -C /opt/app fetch --quiet https://example.org/app.git"))
-        #expect(plan.commands[1] == "git -c safe.directory=/opt/app -C /opt/app checkout --quiet --force --detach \(sha2)")
+        #expect(plan.commands[0].hasPrefix("git -c safe.directory=/opt/app -C /opt/app fetch --quiet -- https://example.org/app.git"))
+        #expect(plan.commands[1] == "git -c safe.directory=/opt/app -C /opt/app checkout --quiet --force --detach \(sha2) --")
         #expect(plan.summary == ["move /opt/app from aaaaaaaaaaaa to bbbbbbbbbbbb"])
     }
 
@@ -478,13 +478,13 @@ func newContent(_ plan: StepPlan) -> String { String(decoding: plan.stdin, as: U
         let plan = try UploadOperation(source: tree, dest: "/opt/app", owner: "app").plan(Facts(["digest": "none"]))
         #expect(plan.stdin == [1, 2, 3])
         #expect(plan.commands == [
-            "rm -rf /opt/app.labctl-new /opt/app.labctl-old",
-            "mkdir -p /opt/app.labctl-new",
+            "rm -rf -- /opt/app.labctl-new /opt/app.labctl-old",
+            "mkdir -p -- /opt/app.labctl-new",
             "tar -x -f - -C /opt/app.labctl-new --no-same-owner",
-            "chown -R app /opt/app.labctl-new",
-            "if [ -e /opt/app ]; then mv /opt/app /opt/app.labctl-old; fi",
-            "mv /opt/app.labctl-new /opt/app",
-            "rm -rf /opt/app.labctl-old",
+            "chown -R -- app /opt/app.labctl-new",
+            "if [ -e /opt/app ]; then mv -- /opt/app /opt/app.labctl-old; fi",
+            "mv -- /opt/app.labctl-new /opt/app",
+            "rm -rf -- /opt/app.labctl-old",
         ])
     }
 

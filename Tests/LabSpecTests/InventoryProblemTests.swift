@@ -129,15 +129,15 @@ let badInventories: [BadInventory] = [
     BadInventory("tarball without url", inventoryJSON(hosts: standardHosts, extra: """
         , "domain": "w.lab", "app": { "node": { "install": "tarball", "sha256": "\(String(repeating: "ab", count: 32))" } }
         """),
-        "app.node.url: required field is missing; expected the tarball's http(s) URL"),
+        "app.node.url: required field is missing; expected an https://, http:// or file:// URL"),
     BadInventory("node install method unknown", inventoryJSON(hosts: standardHosts, extra: #", "domain": "w.lab", "app": { "node": { "install": "brew" } }"#),
         #"app.node.install: expected one of apt, nvm, tarball, got "brew""#),
     BadInventory("node version with apt", inventoryJSON(hosts: standardHosts, extra: #", "domain": "w.lab", "app": { "node": { "install": "apt", "version": "16" } }"#),
         "app.node.version: not used with install 'apt'"),
     BadInventory("app directory not absolute", inventoryJSON(hosts: standardHosts, extra: #", "domain": "w.lab", "app": { "directory": "opt/app" }"#),
-        #"app.directory: 'opt/app' is not an absolute path; expected a path such as "/opt/wayshub""#),
+        #"app.directory: 'opt/app' is a relative path; expected an absolute path such as "/opt/wayshub" made of letters, digits and / . _ - + @ , : = (a relative path would land in the login user's home)"#),
     BadInventory("git URL with spaces", inventoryJSON(hosts: standardHosts, extra: #", "domain": "w.lab", "app": { "source": { "git": "my repo" } }"#),
-        "app.source.git: 'my repo' is not a git URL; expected https://..., ssh://..., git://..., file://... or user@host:path"),
+        "app.source.git: 'my repo' is not a git repository; expected a git repository as https://, http://, ssh://, git://, file://, user@host:path or an absolute path"),
     BadInventory("a field given twice", "{\n  \"hosts\": [\n    { \"name\": \"a\", \"address\": \"10.0.0.1\", \"roles\": [\"x\"],\n      \"port\": 22,\n      \"port\": 2222 }\n  ]\n}",
         "hosts[0].port: given twice in one object (lines 4 and 5); keep one"),
     BadInventory("a field given twice, once escaped", #"{ "name": "a", "n\u0061me": "b", "hosts": [{ "name": "a", "address": "h", "roles": ["x"] }] }"#,

@@ -1,5 +1,6 @@
 #!/bin/sh
-# Written by labctl (playbooks/templates/app-start.sh): starts {{app.name}} as the course does.
+# Written by labctl (playbooks/templates/app-start.sh): starts the app as the course does.
+# A shell template (its name ends in .sh): labctl writes every value below as one quoted word.
 PATH=/opt/labctl/node-bin:$PATH
 export PATH
 major=$(node -p 'process.versions.node.split(".")[0]')
