@@ -82,14 +82,32 @@ public struct StepCompiler: Sendable {
 
     public func operation(for action: StepAction, context: TemplateContext) throws(StepCompileError) -> any StepOperation {
         var issues: [TemplateIssue] = []
-        func render(_ argument: TemplateArgument?, _ mode: TemplateMode = .text) -> String? {
+        /// A rendered argument. Only contents (which travel on stdin) may hold a NUL byte: on a
+        /// command line it would cut the line short and change what the rest of it means.
+        func render(_ argument: TemplateArgument?, _ mode: TemplateMode = .text, content: Bool = false) -> String? {
             guard let argument else { return nil }
             do {
-                return try context.render(argument.value, origin: argument.location, mode: mode)
+                let text = try context.render(argument.value, origin: argument.location, mode: mode)
+                if !content, text.utf8.contains(0) {
+                    issues.append(TemplateIssue(
+                        message: "the value holds a NUL byte once rendered, which no command line on a host can carry",
+                        location: argument.location))
+                }
+                return text
             } catch {
                 issues += error.issues
                 return ""
             }
+        }
+        /// One line of a file: a line break in it would make the step add lines on every run.
+        func singleLine(_ argument: TemplateArgument?, _ name: String) -> String? {
+            guard let argument, let text = render(argument) else { return nil }
+            if text.contains(where: \.isNewline) {
+                issues.append(TemplateIssue(
+                    message: "'\(name)' holds a line break once rendered (\(ValueForm.shown(text))); a \(name) is one line (a block step manages several)",
+                    location: argument.location))
+            }
+            return text
         }
         /// Shell text: values inside it are quoted words.
         func shell(_ argument: TemplateArgument?) -> String? { render(argument, .shell) }
@@ -97,8 +115,9 @@ public struct StepCompiler: Sendable {
         /// form (a path, a unit, a user...), so that it cannot be read as an option or land
         /// somewhere the user did not mean.
         func value(_ argument: TemplateArgument?, _ form: ValueForm, _ name: String) -> String? {
+            let known = issues.count
             guard let argument, let text = render(argument) else { return nil }
-            if issues.isEmpty, let problem = form.problem(text) {
+            if issues.count == known, let problem = form.problem(text) {
                 issues.append(TemplateIssue(message: "'\(name)' \(problem)", location: argument.location))
             }
             return text
@@ -119,17 +138,21 @@ public struct StepCompiler: Sendable {
             operation = PackageOperation(
                 names: a.names.map { value($0, .packageName, "name")! }, state: a.state, cacheValidTime: a.cacheValidTime)
         case .file(let a):
-            var content = render(a.content)
+            var content = render(a.content, content: true)
             if let template = a.template {
                 let name = render(template)!
                 let path = (templatesDirectory as NSString).appendingPathComponent(name)
                 guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
                     throw .failure(template.location, "the template \(name) does not exist (looked for \(path))")
                 }
+                let mode = TemplateMode.forTemplateFile(named: name, text: text)
                 do {
-                    content = try context.render(
-                        text, origin: SourceLocation(file: path, line: 1, column: 1),
-                        mode: TemplateMode.forTemplateFile(named: name, text: text))
+                    content = try context.render(text, origin: SourceLocation(file: path, line: 1, column: 1), mode: mode)
+                    if mode == .shell, content?.utf8.contains(0) == true {
+                        issues.append(TemplateIssue(
+                            message: "a value in the shell template \(name) holds a NUL byte, which no shell script can carry",
+                            location: template.location))
+                    }
                 } catch {
                     issues += error.issues
                 }
@@ -144,12 +167,12 @@ public struct StepCompiler: Sendable {
                 group: value(a.group, .userOrGroup, "group"), mode: mode(a.mode), state: a.state)
         case .block(let a):
             operation = ManagedBlockOperation(
-                path: value(a.path, .absolutePath, "path")!, block: render(a.block)!, marker: render(a.marker)!,
+                path: value(a.path, .absolutePath, "path")!, block: render(a.block, content: true)!, marker: singleLine(a.marker, "marker")!,
                 insertAfter: pattern(a.insertAfter, "insert_after"), insertBefore: pattern(a.insertBefore, "insert_before"),
                 validate: shell(a.validate), backup: a.backup, state: a.state, options: options)
         case .line(let a):
             operation = LineOperation(
-                path: value(a.path, .absolutePath, "path")!, line: render(a.line), regexp: pattern(a.regexp, "regexp"),
+                path: value(a.path, .absolutePath, "path")!, line: singleLine(a.line, "line"), regexp: pattern(a.regexp, "regexp"),
                 insertAfter: pattern(a.insertAfter, "insert_after"), validate: shell(a.validate), backup: a.backup,
                 create: a.create, state: a.state, options: options)
         case .service(let a):
