@@ -27,6 +27,9 @@ public struct SSHError: Error, Sendable, CustomStringConvertible {
         /// The command ran and failed (used by helpers that require success, e.g. upload).
         case commandFailed(status: Int32, signal: String?, stderr: String)
         case outputTooLarge(limit: Int)
+        /// sudo asked again after the password given for `become`: it is wrong for `user` (the
+        /// login user). It was offered once, so no line of the command's input was taken for it.
+        case becomePasswordRefused(user: String)
         case sessionClosed
         case cancelled
         case protocolError(code: Int32, message: String)
@@ -44,7 +47,16 @@ public struct SSHError: Error, Sendable, CustomStringConvertible {
     }
 
     /// One sentence for the user.
-    public var description: String { "\(host): \(summary)" }
+    public var description: String {
+        switch kind {
+        case .becomePasswordRefused(let user):
+            return "sudo on \(host) refused the password for \(user): \(Self.becomePasswordHint)"
+        default:
+            return "\(host): \(summary)"
+        }
+    }
+
+    static let becomePasswordHint = "check -K / LABCTL_BECOME_PASSWORD"
 
     /// The sentence without the host, for tables that already show it.
     public var summary: String {
@@ -80,6 +92,8 @@ public struct SSHError: Error, Sendable, CustomStringConvertible {
             return tail.isEmpty ? "the command \(how)" : "the command \(how): \(tail.lastLines(3))"
         case .outputTooLarge(let limit):
             return "the command printed more than \(limit) bytes, the limit; it was stopped"
+        case .becomePasswordRefused(let user):
+            return "sudo refused the password for \(user): \(Self.becomePasswordHint)"
         case .sessionClosed:
             return "the SSH session is closed"
         case .cancelled:
