@@ -19,7 +19,9 @@ struct SudoPasswordExchange: Sendable {
         case answered
         /// The command runs: its stdin may flow, its stderr passes untouched.
         case started
-        /// sudo asked a second time: the password was wrong, and is not offered again.
+        /// sudo asked a second time: the password was wrong, and is not offered again. What sudo
+        /// says after that answers the EOF labctl sent ("no password was provided"), not the
+        /// user: it is dropped.
         case refused
     }
 
@@ -29,7 +31,8 @@ struct SudoPasswordExchange: Sendable {
     private(set) var state = State.waiting
     /// stderr before the marker: it may hold part of the prompt or of the marker.
     private var held: [UInt8] = []
-    /// Sudo prints a newline after a prompt it got no answer to (and on a terminal, after any).
+    /// sudo may print a newline once it has read the password (it does on a terminal): it is
+    /// sudo's, not the command's.
     private var dropNewline = false
 
     init(token: String = SudoPasswordExchange.randomToken()) {
@@ -52,12 +55,13 @@ struct SudoPasswordExchange: Sendable {
     /// Takes stderr as it arrives; returns what of it the caller may see, and whether sudo has
     /// just asked for the password (true at most once).
     mutating func stderr(_ chunk: Data) -> (visible: Data, asked: Bool) {
+        if state == .refused { return (Data(), false) }
         var bytes = [UInt8](chunk)
         if dropNewline, let first = bytes.first {
             dropNewline = false
             if first == Self.newline { bytes.removeFirst() }
         }
-        guard state == .waiting || state == .answered else { return (Data(bytes), false) }
+        if state == .started { return (Data(bytes), false) }
         held += bytes
         var visible = Data()
         var asked = false
@@ -84,7 +88,6 @@ struct SudoPasswordExchange: Sendable {
                     asked = true
                 } else {
                     state = .refused
-                    visible += held
                     held = []
                 }
             } else {

@@ -34,8 +34,9 @@ import Testing
         #expect("\(shell)".contains("secret") == false)
     }
 
-    /// Prompt and marker are found across reads and removed; the newline after an unanswered
-    /// prompt goes too; after the marker the command's output passes untouched, even a forged one.
+    /// Prompt and marker are found across reads and removed; after the marker the command's
+    /// output passes untouched, even a forged one; after a second prompt sudo's answer to the
+    /// EOF labctl sent is not shown.
     @Test func theExchangeStripsItsOwnTextAndStopsScanningAtTheMarker() {
         var exchange = SudoPasswordExchange(token: "feed")
         var seen = Data()
@@ -59,7 +60,7 @@ import Testing
         #expect(!asked)
         #expect(wrong.state == .refused)
         #expect(String(decoding: visible, as: UTF8.self) == "Sorry, try again.\n")
-        #expect(wrong.stderr(Data("\nsudo: no password was provided\n".utf8)).visible == Data("sudo: no password was provided\n".utf8))
+        #expect(wrong.stderr(Data("\nsudo: no password was provided\n".utf8)).visible.isEmpty)
     }
 
     @Test func environmentStillNeedsAShell() {
