@@ -30,6 +30,9 @@ public struct SSHError: Error, Sendable, CustomStringConvertible {
         /// sudo asked again after the password given for `become`: it is wrong for `user` (the
         /// login user). It was offered once, so no line of the command's input was taken for it.
         case becomePasswordRefused(user: String)
+        /// Before the command started, something asked `prompt`, which is not sudo's password
+        /// prompt (a second factor, a PAM module's own); labctl answers only sudo's.
+        case becomePromptUnrecognised(prompt: String)
         case sessionClosed
         case cancelled
         case protocolError(code: Int32, message: String)
@@ -94,6 +97,9 @@ public struct SSHError: Error, Sendable, CustomStringConvertible {
             return "the command printed more than \(limit) bytes, the limit; it was stopped"
         case .becomePasswordRefused(let user):
             return "sudo refused the password for \(user): \(Self.becomePasswordHint)"
+        case .becomePromptUnrecognised(let prompt):
+            return "sudo asked \"\(prompt)\", which is not its password prompt, and labctl answers only that one; "
+                + "run sudo by hand there to see what it wants, or allow the user NOPASSWD sudo"
         case .sessionClosed:
             return "the SSH session is closed"
         case .cancelled:

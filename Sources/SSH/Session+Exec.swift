@@ -42,7 +42,9 @@ extension Session {
 
         var written = 0
         var passwordWritten: Int?
-        var refusedAt: ContinuousClock.Instant?
+        // Why and since when labctl stopped talking to sudo; the command never started.
+        var abandoned: (kind: SSHError.Kind, at: ContinuousClock.Instant)?
+        var lastSudoOutput = ContinuousClock.now
         var eofSent = false
         var stdout = Data()
         var stderr = Data()
@@ -53,7 +55,7 @@ extension Session {
         while true {
             var progressed = false
             let stdinFlows = exchange.map { $0.state == .started } ?? true
-            if !eofSent, let sent = passwordWritten, sent < password.count, exchange?.state == .answered {
+            if !eofSent, abandoned == nil, let sent = passwordWritten, sent < password.count, exchange?.state == .answered {
                 let count = password[sent...].withUnsafeBytes { bytes in
                     labctl_channel_write(channel, bytes.baseAddress!.assumingMemoryBound(to: CChar.self), bytes.count)
                 }
@@ -65,8 +67,8 @@ extension Session {
                     eofSent = true
                 }
             }
-            if !eofSent, exchange?.state == .refused {
-                // A second prompt: nothing more is offered, and EOF makes sudo give up at once.
+            if !eofSent, abandoned != nil {
+                // Nothing more is offered, and EOF makes sudo give up at once.
                 let eof = libssh2_channel_send_eof(channel)
                 if eof != LibSSH2.again { eofSent = true }
             }
@@ -106,7 +108,10 @@ extension Session {
                     let (visible, asked) = exchange!.stderr(chunk)
                     chunk = visible
                     if asked { passwordWritten = 0 }
-                    if exchange?.state == .refused, refusedAt == nil { refusedAt = .now }
+                    lastSudoOutput = .now
+                    if exchange?.state == .refused, abandoned == nil {
+                        abandoned = (.becomePasswordRefused(user: options.endpoint.user), .now)
+                    }
                 }
                 stderr.append(chunk)
                 if let onLine { stderrLines.feed(chunk, to: onLine) }
@@ -122,12 +127,19 @@ extension Session {
                 markBroken()
                 throw error(operation, .outputTooLarge(limit: command.outputLimit))
             }
-            if let refusedAt, ContinuousClock.now - refusedAt > .seconds(5) {
+            if abandoned == nil, let exchange, ContinuousClock.now - lastSudoOutput > .seconds(3),
+                let prompt = exchange.unansweredPrompt
+            {
+                // Something before the command waits for input with a prompt that is not sudo's
+                // (a second factor, a PAM module's own): it is not offered the password.
+                abandoned = (.becomePromptUnrecognised(prompt: prompt), .now)
+            }
+            if let abandoned, ContinuousClock.now - abandoned.at > .seconds(5) {
                 // sudo did not end on EOF: the session cannot be trusted with what still runs.
                 libssh2_channel_free(channel)
                 freed = true
                 markBroken()
-                throw error(operation, .becomePasswordRefused(user: options.endpoint.user))
+                throw error(operation, abandoned.kind)
             }
             if !progressed {
                 if libssh2_channel_eof(channel) == 1 { break }
@@ -151,9 +163,9 @@ extension Session {
         rc = try retry(operation, deadline: deadline) { libssh2_channel_close(channel) }
         if rc == 0 { rc = try retry(operation, deadline: deadline) { libssh2_channel_wait_closed(channel) } }
         guard rc == 0 else { throw libssh2Error(operation, rc) }
+        if let abandoned { throw error(operation, abandoned.kind) }
         // With `passwd_tries=1` sudo gives up without asking again.
-        if exchange?.state == .refused
-            || (exchange?.state == .answered && String(decoding: stderr, as: UTF8.self).contains("incorrect password attempt"))
+        if exchange?.state == .answered && String(decoding: stderr, as: UTF8.self).contains("incorrect password attempt")
         {
             throw error(operation, .becomePasswordRefused(user: options.endpoint.user))
         }

@@ -97,6 +97,15 @@ struct SudoPasswordExchange: Sendable {
         return (visible, asked)
     }
 
+    /// The last line sudo printed before the command started, when it is a line without its
+    /// newline: sudo ends its messages with one, so this is someone waiting for an answer.
+    var unansweredPrompt: String? {
+        guard state == .waiting || state == .answered else { return nil }
+        let tail = held.split(separator: Self.newline, omittingEmptySubsequences: false).last ?? []
+        let text = String(decoding: tail, as: UTF8.self).trimmingCharacters(in: .whitespaces)
+        return text.isEmpty ? nil : text
+    }
+
     /// The channel ended before the command started: what sudo said is the caller's to see.
     mutating func finish() -> Data {
         defer { held = [] }

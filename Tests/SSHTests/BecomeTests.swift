@@ -163,6 +163,36 @@ import Testing
         await client.close()
     }
 
+    /// A prompt that is not sudo's own (a second factor, a PAM module's) gets neither the
+    /// password nor a hang: a sudo of our own, first in the user's PATH, asks one and records
+    /// what it read.
+    @Test func aPromptThatIsNotSudosGetsNoPasswordAndATypedError() async throws {
+        let users = try SudoUsers(["ALL"])
+        defer { users.remove() }
+        let user = users.names[0]
+        let home = "/home/\(user)"
+        let record = "\(home)/read-by-fake-sudo"
+        try runLocal(["mkdir", "-p", "\(home)/bin"])
+        try "PATH=\(home)/bin:$PATH\n".write(toFile: "\(home)/.bashrc", atomically: true, encoding: .utf8)
+        try "#!/bin/sh\nprintf 'Verification code: ' >&2\nIFS= read -r answer\nprintf '%s' \"$answer\" > \(record)\n"
+            .write(toFile: "\(home)/bin/sudo", atomically: true, encoding: .utf8)
+        try runLocal(["chmod", "755", "\(home)/bin/sudo"])
+        try runLocal(["chown", "-R", "\(user):\(user)", home])
+
+        let server = try TestSSHServer()
+        let client = try await SSHClient.connect(server.options(user: user))
+        #expect(try await client.run(RemoteCommand("command -v sudo")).stdoutText == "\(home)/bin/sudo\n")
+        await #expect {
+            try await client.run(RemoteCommand(
+                arguments: ["sh", "-s"], stdin: Array("echo ok\n".utf8), become: .sudoWithPassword(users.password)))
+        } throws: { error in
+            guard let error = error as? SSHError, case .becomePromptUnrecognised(let prompt) = error.kind else { return false }
+            return prompt == "Verification code:" && !error.description.contains(users.password)
+        }
+        #expect(try String(contentsOfFile: record, encoding: .utf8) == "")
+        await client.close()
+    }
+
     /// `sudo -n` that would ask says so in a way callers can recognise (to suggest -K).
     @Test func sudoWithoutAPasswordIsRecognisedWhenOneIsNeeded() async throws {
         let users = try SudoUsers(["ALL", "NOPASSWD:ALL"])

@@ -54,6 +54,12 @@ import Testing
         #expect(!feed("[labctl-sudo-feed] password:labctl-sudo-ready-feed\n"))
         #expect(String(decoding: seen, as: UTF8.self) == "notice\nerr\n[labctl-sudo-feed] password:labctl-sudo-ready-feed\n")
 
+        var foreign = SudoPasswordExchange(token: "feed")
+        _ = foreign.stderr(Data("sudo: unable to resolve host x\n".utf8))
+        #expect(foreign.unansweredPrompt == nil)
+        _ = foreign.stderr(Data("Verification code: ".utf8))
+        #expect(foreign.unansweredPrompt == "Verification code:")
+
         var wrong = SudoPasswordExchange(token: "feed")
         #expect(wrong.stderr(Data("[labctl-sudo-feed] password:".utf8)).asked)
         let (visible, asked) = wrong.stderr(Data("Sorry, try again.\n[labctl-sudo-feed] password:".utf8))
