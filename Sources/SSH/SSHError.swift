@@ -27,6 +27,12 @@ public struct SSHError: Error, Sendable, CustomStringConvertible {
         /// The command ran and failed (used by helpers that require success, e.g. upload).
         case commandFailed(status: Int32, signal: String?, stderr: String)
         case outputTooLarge(limit: Int)
+        /// sudo asked again after the password given for `become`: it is wrong for `user` (the
+        /// login user). It was offered once, so no line of the command's input was taken for it.
+        case becomePasswordRefused(user: String)
+        /// Before the command started, something asked `prompt`, which is not sudo's password
+        /// prompt (a second factor, a PAM module's own); labctl answers only sudo's.
+        case becomePromptUnrecognised(prompt: String)
         case sessionClosed
         case cancelled
         case protocolError(code: Int32, message: String)
@@ -44,7 +50,16 @@ public struct SSHError: Error, Sendable, CustomStringConvertible {
     }
 
     /// One sentence for the user.
-    public var description: String { "\(host): \(summary)" }
+    public var description: String {
+        switch kind {
+        case .becomePasswordRefused(let user):
+            return "sudo on \(host) refused the password for \(user): \(Self.becomePasswordHint)"
+        default:
+            return "\(host): \(summary)"
+        }
+    }
+
+    static let becomePasswordHint = "check -K / LABCTL_BECOME_PASSWORD"
 
     /// The sentence without the host, for tables that already show it.
     public var summary: String {
@@ -80,6 +95,11 @@ public struct SSHError: Error, Sendable, CustomStringConvertible {
             return tail.isEmpty ? "the command \(how)" : "the command \(how): \(tail.lastLines(3))"
         case .outputTooLarge(let limit):
             return "the command printed more than \(limit) bytes, the limit; it was stopped"
+        case .becomePasswordRefused(let user):
+            return "sudo refused the password for \(user): \(Self.becomePasswordHint)"
+        case .becomePromptUnrecognised(let prompt):
+            return "sudo asked \"\(prompt)\", which is not its password prompt, and labctl answers only that one; "
+                + "run sudo by hand there to see what it wants, or allow the user NOPASSWD sudo"
         case .sessionClosed:
             return "the SSH session is closed"
         case .cancelled:

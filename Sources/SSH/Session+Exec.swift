@@ -21,11 +21,15 @@ extension Session {
         commandTimeout = command.timeout
         // The host enforces the timeout (`timeout -k 5`); this one only catches a host that hangs.
         let deadline = command.timeout.map { start + $0 + .seconds(10) }
-        let commandLine = ShellQuoting.wrap(command)
-        var stdin = command.stdin
-        if case .sudoWithPassword(let password) = command.become {
-            stdin = Array((password + "\n").utf8) + stdin
+        let stdin = command.stdin
+        // The password travels only as an answer to sudo's prompt: see SudoPasswordExchange.
+        var exchange: SudoPasswordExchange?
+        var password: [UInt8] = []
+        if case .sudoWithPassword(let secret) = command.become {
+            exchange = SudoPasswordExchange()
+            password = Array((secret + "\n").utf8)
         }
+        let commandLine = ShellQuoting.wrap(command, exchange: exchange)
 
         guard let channel = try retryPointer(operation, deadline: deadline, { labctl_channel_open_session(raw) }) else {
             throw libssh2Error(operation, libssh2_session_last_errno(raw))
@@ -37,6 +41,10 @@ extension Session {
         guard rc == 0 else { throw libssh2Error(operation, rc) }
 
         var written = 0
+        var passwordWritten: Int?
+        // Why and since when labctl stopped talking to sudo; the command never started.
+        var abandoned: (kind: SSHError.Kind, at: ContinuousClock.Instant)?
+        var lastSudoOutput = ContinuousClock.now
         var eofSent = false
         var stdout = Data()
         var stderr = Data()
@@ -46,7 +54,25 @@ extension Session {
 
         while true {
             var progressed = false
-            if !eofSent {
+            let stdinFlows = exchange.map { $0.state == .started } ?? true
+            if !eofSent, abandoned == nil, let sent = passwordWritten, sent < password.count, exchange?.state == .answered {
+                let count = password[sent...].withUnsafeBytes { bytes in
+                    labctl_channel_write(channel, bytes.baseAddress!.assumingMemoryBound(to: CChar.self), bytes.count)
+                }
+                if count > 0 {
+                    passwordWritten = sent + count
+                    progressed = true
+                } else if count < 0, count != Int(LibSSH2.again) {
+                    guard libssh2_channel_eof(channel) == 1 else { throw libssh2Error(operation, Int32(count)) }
+                    eofSent = true
+                }
+            }
+            if !eofSent, abandoned != nil {
+                // Nothing more is offered, and EOF makes sudo give up at once.
+                let eof = libssh2_channel_send_eof(channel)
+                if eof != LibSSH2.again { eofSent = true }
+            }
+            if !eofSent, stdinFlows {
                 if written < stdin.count {
                     let sent = stdin[written...].withUnsafeBytes { bytes in
                         labctl_channel_write(channel, bytes.baseAddress!.assumingMemoryBound(to: CChar.self), min(bytes.count, 32 * 1024))
@@ -77,7 +103,16 @@ extension Session {
             }
             let errCount = buffer.withUnsafeMutableBufferPointer { labctl_channel_read_stderr(channel, $0.baseAddress, $0.count) }
             if errCount > 0 {
-                let chunk = buffer.withUnsafeBytes { Data($0.prefix(errCount)) }
+                var chunk = buffer.withUnsafeBytes { Data($0.prefix(errCount)) }
+                if exchange != nil {
+                    let (visible, asked) = exchange!.stderr(chunk)
+                    chunk = visible
+                    if asked { passwordWritten = 0 }
+                    lastSudoOutput = .now
+                    if exchange?.state == .refused, abandoned == nil {
+                        abandoned = (.becomePasswordRefused(user: options.endpoint.user), .now)
+                    }
+                }
                 stderr.append(chunk)
                 if let onLine { stderrLines.feed(chunk, to: onLine) }
                 progressed = true
@@ -85,12 +120,26 @@ extension Session {
                 throw libssh2Error(operation, Int32(errCount))
             }
 
-            if stdout.count + stderr.count > command.outputLimit {
+            if stdout.count + stderr.count + (exchange?.heldCount ?? 0) > command.outputLimit {
                 libssh2_channel_free(channel)
                 freed = true
                 // The remote command may still be writing; the session cannot be trusted with it.
                 markBroken()
                 throw error(operation, .outputTooLarge(limit: command.outputLimit))
+            }
+            if abandoned == nil, let exchange, ContinuousClock.now - lastSudoOutput > .seconds(3),
+                let prompt = exchange.unansweredPrompt
+            {
+                // Something before the command waits for input with a prompt that is not sudo's
+                // (a second factor, a PAM module's own): it is not offered the password.
+                abandoned = (.becomePromptUnrecognised(prompt: prompt), .now)
+            }
+            if let abandoned, ContinuousClock.now - abandoned.at > .seconds(5) {
+                // sudo did not end on EOF: the session cannot be trusted with what still runs.
+                libssh2_channel_free(channel)
+                freed = true
+                markBroken()
+                throw error(operation, abandoned.kind)
             }
             if !progressed {
                 if libssh2_channel_eof(channel) == 1 { break }
@@ -101,6 +150,11 @@ extension Session {
                 try waitForSocket(operation, deadline: deadline)
             }
         }
+        if exchange != nil {
+            let unseen = exchange!.finish()
+            stderr.append(unseen)
+            if let onLine { stderrLines.feed(unseen, to: onLine) }
+        }
         if let onLine {
             stdoutLines.finish(to: onLine)
             stderrLines.finish(to: onLine)
@@ -109,6 +163,12 @@ extension Session {
         rc = try retry(operation, deadline: deadline) { libssh2_channel_close(channel) }
         if rc == 0 { rc = try retry(operation, deadline: deadline) { libssh2_channel_wait_closed(channel) } }
         guard rc == 0 else { throw libssh2Error(operation, rc) }
+        if let abandoned { throw error(operation, abandoned.kind) }
+        // With `passwd_tries=1` sudo gives up without asking again.
+        if exchange?.state == .answered && String(decoding: stderr, as: UTF8.self).contains("incorrect password attempt")
+        {
+            throw error(operation, .becomePasswordRefused(user: options.endpoint.user))
+        }
         let status = libssh2_channel_get_exit_status(channel)
         var signalName: UnsafeMutablePointer<CChar>?
         var signalLength = 0

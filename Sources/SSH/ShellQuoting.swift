@@ -16,16 +16,29 @@ public enum ShellQuoting {
     /// Whenever anything wraps the command it runs under `sh -c`, so the result does not depend on
     /// the login shell; a bare command is passed as it is, like `ssh host cmd`, and so is a
     /// program with its arguments (`RemoteCommand(arguments:)`) after sudo and timeout.
-    static func wrap(_ command: RemoteCommand) -> String {
+    ///
+    /// With a sudo password, sudo shows `exchange.prompt` and the shell it starts prints
+    /// `exchange.readyMarker` before the command: inside the command's own `sh -c`, or, for a
+    /// program, from a `sh -c` that then execs it (the one extra process, only in this case).
+    static func wrap(_ command: RemoteCommand, exchange: SudoPasswordExchange? = nil) -> String {
         var body = command.command
         if !command.environment.isEmpty {
             let exports = command.environment.keys.sorted().map { "\($0)=\(quote(command.environment[$0]!))" }
             body = "export \(exports.joined(separator: " ")); \(body)"
         }
+        let runsAsProgram = command.isProgram && command.environment.isEmpty
         var words: [String] = []
         switch command.become {
         case .sudo: words += ["sudo", "-n", "-H", "--"]
-        case .sudoWithPassword: words += ["sudo", "-S", "-p", "''", "-H", "--"]
+        case .sudoWithPassword:
+            let exchange = exchange ?? SudoPasswordExchange()
+            let ready = "echo \(quote(exchange.readyMarker)) >&2"
+            words += ["sudo", "-S", "-p", quote(exchange.prompt), "-H", "--"]
+            if runsAsProgram {
+                words += ["sh", "-c", quote(ready + "; exec \"$@\""), "sh"]
+            } else {
+                body = ready + "; " + body
+            }
         case nil: break
         }
         if let timeout = command.timeout {
@@ -35,7 +48,7 @@ public enum ShellQuoting {
         if words.isEmpty {
             return body
         }
-        if command.isProgram && command.environment.isEmpty {
+        if runsAsProgram {
             return (words + [body]).joined(separator: " ")
         }
         return (words + ["sh", "-c", quote(body)]).joined(separator: " ")

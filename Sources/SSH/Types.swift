@@ -69,10 +69,25 @@ public struct SSHOptions: Sendable {
 
 /// Running a command as root for a non-root login.
 public enum Become: Sendable, Hashable {
-    /// `sudo -n`: passwordless sudo, fails at once if sudo would ask.
+    /// `sudo -n`: passwordless sudo, fails at once if sudo would ask
+    /// (`CommandResult.sudoNeedsPassword`).
     case sudo
-    /// `sudo -S` with the password written to the command's stdin (never in argv).
+    /// `sudo -S`: the password is written only when sudo asks for it, once, and never reaches
+    /// the command's stdin, argv or any message; a wrong one is `SSHError.Kind.becomePasswordRefused`.
     case sudoWithPassword(String)
+}
+
+// Printing a command or a become (logs, -vv, test failures) must not print the password.
+extension Become: CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
+    public var description: String {
+        switch self {
+        case .sudo: return "sudo"
+        case .sudoWithPassword: return "sudo with a password"
+        }
+    }
+
+    public var debugDescription: String { description }
+    public var customMirror: Mirror { Mirror(self, children: []) }
 }
 
 public struct RemoteCommand: Sendable {
@@ -154,6 +169,12 @@ public struct CommandResult: Sendable {
     }
 
     public var succeeded: Bool { exitStatus == 0 && exitSignal == nil }
+    /// `sudo -n` (`Become.sudo`) did not run the command because sudo wants a password: the
+    /// caller can suggest giving one (-K). Recognised by sudo's message, which is English
+    /// unless the host's locale translates it.
+    public var sudoNeedsPassword: Bool {
+        exitStatus == 1 && exitSignal == nil && stderrText.contains("sudo: a password is required")
+    }
     public var stdoutText: String { String(decoding: stdout, as: UTF8.self) }
     public var stderrText: String { String(decoding: stderr, as: UTF8.self) }
 }
