@@ -36,7 +36,7 @@ import Testing
         await #expect {
             _ = try await SSHClient.connect(server.options())
         } throws: { error in
-            guard let error = error as? SSHError, case .hostKeyUnknown(let type, let shown, _) = error.kind else { return false }
+            guard let error = error as? SSHError, case .hostKeyUnknown(let type, let shown, _, _) = error.kind else { return false }
             return type == "ssh-ed25519" && shown == fingerprint && error.description.contains("accept-new")
         }
         // Nothing was written in strict mode.
@@ -63,7 +63,7 @@ import Testing
                 _ = try await SSHClient.connect(server.options(policy: policy))
             } throws: { error in
                 guard let error = error as? SSHError,
-                    case .hostKeyMismatch(_, let presented, let expected, let path, let line) = error.kind
+                    case .hostKeyMismatch(_, let presented, _, let expected, let path, let line, _) = error.kind
                 else { return false }
                 return presented == fingerprint && expected != fingerprint && expected.hasPrefix("SHA256:")
                     && path == server.knownHostsPath && line == 2 && error.description.contains("ssh-keygen -R")
@@ -72,18 +72,26 @@ import Testing
         #expect(try String(contentsOfFile: server.knownHostsPath, encoding: .utf8).components(separatedBy: "\n").count == 3)
     }
 
-    @Test func anEntryOfAnotherKeyTypeIsNotAMismatch() async throws {
+    /// OpenSSH (hostfile.c check_hostkeys_by_key_or_type) counts a listed key of another type as
+    /// a changed key, under StrictHostKeyChecking=yes and accept-new alike; this test used to
+    /// expect "unknown", and accept-new to record the second key.
+    @Test func anEntryOfATypeTheHostDoesNotOfferIsAChange() async throws {
         try writeKnownHosts([
             "[127.0.0.1]:\(server.port) ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBEmKSENjQEezOmxkZMy7opKgwFB9nkt5YRrYMjNuG5N87uRgg6CLrbo5wAdT/y6v0mKV0U2w0WZ2YB/++Tpockg=",
         ])
-        await #expect {
-            _ = try await SSHClient.connect(server.options(policy: .strict))
-        } throws: { error in
-            guard let error = error as? SSHError, case .hostKeyUnknown = error.kind else { return false }
-            return true
+        let before = try String(contentsOfFile: server.knownHostsPath, encoding: .utf8)
+        for policy in HostKeyPolicy.allCases {
+            await #expect {
+                _ = try await SSHClient.connect(server.options(policy: policy))
+            } throws: { error in
+                guard let error = error as? SSHError,
+                    case .hostKeyMismatch(let type, _, let expectedType, _, _, let line, _) = error.kind
+                else { return false }
+                return type == "ssh-ed25519" && expectedType == "ecdsa-sha2-nistp256" && line == 1
+                    && error.description.contains("offers no ecdsa-sha2-nistp256 key")
+            }
         }
-        let client = try await SSHClient.connect(server.options(policy: .acceptNew))
-        await client.close()
+        #expect(try String(contentsOfFile: server.knownHostsPath, encoding: .utf8) == before)
     }
 
     @Test func revokedKeyIsRefused() async throws {
@@ -91,7 +99,7 @@ import Testing
         await #expect {
             _ = try await SSHClient.connect(server.options(policy: .acceptNew))
         } throws: { error in
-            guard let error = error as? SSHError, case .hostKeyRevoked(_, _, let line) = error.kind else { return false }
+            guard let error = error as? SSHError, case .hostKeyRevoked(_, _, let line, _) = error.kind else { return false }
             return line == 2
         }
     }
@@ -107,7 +115,56 @@ import Testing
         let client = try await SSHClient.connect(server.options())
         let result = try await client.run(RemoteCommand("echo ok"))
         #expect(result.stdoutText == "ok\n")
+        #expect(client.knownHostsWarnings.count == 2)
+        #expect(client.knownHostsWarnings.first?.hasPrefix("known_hosts \(server.knownHostsPath) line 1: ") == true)
         await client.close()
+    }
+
+    @Test func theErrorForAnUnknownHostNamesTheIgnoredLines() async throws {
+        try writeKnownHosts(["# fine", "[127.0.0.1]:\(server.port) ssh-ed25519 AAAA%%%%"])
+        await #expect {
+            _ = try await SSHClient.connect(server.options(policy: .strict))
+        } throws: { error in
+            guard let error = error as? SSHError, case .hostKeyUnknown(_, _, _, let warnings) = error.kind else { return false }
+            return warnings == ["known_hosts \(server.knownHostsPath) line 2: the key is not valid base64; ignored"]
+                && error.description.contains("line 2: the key is not valid base64; ignored")
+        }
+    }
+
+    @Test func theErrorForAChangedKeyNamesTheIgnoredLines() async throws {
+        let other = try otherEd25519PublicKey()
+        try writeKnownHosts(["[127.0.0.1]:\(server.port)", "[127.0.0.1]:\(server.port) \(other)"])
+        await #expect {
+            _ = try await SSHClient.connect(server.options(policy: .acceptNew))
+        } throws: { error in
+            guard let error = error as? SSHError, case .hostKeyMismatch(_, _, _, _, _, let line, let warnings) = error.kind
+            else { return false }
+            return line == 2 && warnings.count == 1 && error.description.contains("line 1: too few fields")
+        }
+    }
+
+    @Test func aKnownHostsPathThatIsADirectoryIsAnError() async throws {
+        let folder = try TemporaryDirectory()
+        defer { folder.remove() }
+        var options = server.options(policy: .acceptNew)
+        options.knownHostsPath = folder.path
+        await #expect {
+            _ = try await SSHClient.connect(options)
+        } throws: { error in
+            guard let error = error as? SSHError, case .localFile(let path, let reason) = error.kind else { return false }
+            return path == folder.path && reason.contains("it is a directory") && error.operation == .hostKey
+        }
+    }
+
+    @Test func aMissingFileIsNoEntries() async throws {
+        try FileManager.default.removeItem(atPath: server.knownHostsPath)
+        await #expect {
+            _ = try await SSHClient.connect(server.options(policy: .strict))
+        } throws: { error in
+            guard let error = error as? SSHError, case .hostKeyUnknown = error.kind else { return false }
+            return true
+        }
+        #expect(!FileManager.default.fileExists(atPath: server.knownHostsPath))
     }
 }
 
