@@ -255,6 +255,23 @@ struct SilentListener {
         #expect(Set(lines) == Set(servers.map(\.hostPublicKeyLine)))
         #expect(lines.count == servers.count)
     }
+
+    /// Each session reads the file again under the lock before appending, so sessions that all
+    /// found the host unknown record it once.
+    @Test func parallelAcceptNewToOneHostRecordsItOnce() async throws {
+        let server = try TestSSHServer()
+        try FileManager.default.removeItem(atPath: server.knownHostsPath)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<6 {
+                group.addTask {
+                    let client = try await SSHClient.connect(server.options(policy: .acceptNew))
+                    await client.close()
+                }
+            }
+            try await group.waitForAll()
+        }
+        #expect(try String(contentsOfFile: server.knownHostsPath, encoding: .utf8) == server.hostPublicKeyLine + "\n")
+    }
 }
 
 /// labctl and the OpenSSH client judge the same known_hosts files against the same sshd alike:
