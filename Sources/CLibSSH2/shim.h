@@ -3,6 +3,8 @@
 #include <libssh2.h>
 #include <libssh2_sftp.h>
 #include <openssl/sha.h>
+#include <openssl/hmac.h>
+#include <openssl/evp.h>
 #include <poll.h>
 #include <netdb.h>
 #include <sys/socket.h>
@@ -42,6 +44,12 @@ static inline int labctl_userauth_publickey_fromfile(LIBSSH2_SESSION *s, const c
 static inline int labctl_userauth_password(LIBSSH2_SESSION *s, const char *user, const char *password) {
     return libssh2_userauth_password_ex(s, user, (unsigned int)strlen(user), password,
                                         (unsigned int)strlen(password), NULL);
+}
+// Hashed known_hosts names are HMAC-SHA1(salt, name); one call instead of EVP pointers in Swift.
+static inline int labctl_hmac_sha1(const unsigned char *key, int key_len, const unsigned char *data,
+                                   size_t data_len, unsigned char out[20]) {
+    unsigned int out_len = 0;
+    return HMAC(EVP_sha1(), key, key_len, data, data_len, out, &out_len) != NULL && out_len == 20;
 }
 static inline int labctl_errno_eagain(void) { return LIBSSH2_ERROR_EAGAIN; }
 #endif

@@ -34,17 +34,3 @@ func hostKeyTypeName(_ type: Int32) -> String {
     default: return "unknown"
     }
 }
-
-/// The known_hosts key-type bits for a libssh2 host key type, so that an entry of another type
-/// for the same host is not taken for a mismatch.
-func knownHostKeyMask(_ type: Int32) -> Int32 {
-    switch type {
-    case LIBSSH2_HOSTKEY_TYPE_RSA: return LIBSSH2_KNOWNHOST_KEY_SSHRSA
-    case LIBSSH2_HOSTKEY_TYPE_DSS: return LIBSSH2_KNOWNHOST_KEY_SSHDSS
-    case LIBSSH2_HOSTKEY_TYPE_ECDSA_256: return LIBSSH2_KNOWNHOST_KEY_ECDSA_256
-    case LIBSSH2_HOSTKEY_TYPE_ECDSA_384: return LIBSSH2_KNOWNHOST_KEY_ECDSA_384
-    case LIBSSH2_HOSTKEY_TYPE_ECDSA_521: return LIBSSH2_KNOWNHOST_KEY_ECDSA_521
-    case LIBSSH2_HOSTKEY_TYPE_ED25519: return LIBSSH2_KNOWNHOST_KEY_ED25519
-    default: return LIBSSH2_KNOWNHOST_KEY_UNKNOWN
-    }
-}

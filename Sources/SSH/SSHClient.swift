@@ -7,18 +7,25 @@ import Foundation
 /// Calls on one client are serialised; use one client per host and many clients in parallel.
 public final class SSHClient: Sendable {
     public let endpoint: SSHEndpoint
+    /// The known_hosts lines that were ignored as unreadable ("known_hosts <path> line N: <why>;
+    /// ignored"). The connection did not need them; a caller may still want to say so.
+    public let knownHostsWarnings: [String]
     private let session: Session
 
-    private init(session: Session) {
+    private init(session: Session, knownHostsWarnings: [String]) {
         self.endpoint = session.options.endpoint
         self.session = session
+        self.knownHostsWarnings = knownHostsWarnings
     }
 
     /// Connects, checks the host key against known_hosts, authenticates.
     public static func connect(_ options: SSHOptions) async throws(SSHError) -> SSHClient {
         let session = Session(options: options)
-        try await session.perform { session throws(SSHError) in try session.open() }
-        return SSHClient(session: session)
+        let warnings = try await session.perform { session throws(SSHError) in
+            try session.open()
+            return session.knownHostsWarnings
+        }
+        return SSHClient(session: session, knownHostsWarnings: warnings)
     }
 
     /// Runs one command; `onLine` sees each output line as it arrives, on the session's queue.

@@ -20,10 +20,14 @@ public struct SSHError: Error, Sendable, CustomStringConvertible {
         case authenticationFailed(reasons: [String])
         /// The key is RSA and the server wants rsa-sha2, which libssh2 1.10 cannot produce.
         case rsaKeyUnsupported(keyPath: String)
-        case hostKeyUnknown(keyType: String, fingerprint: String, knownHostsPath: String)
+        /// `warnings` name the known_hosts lines that were ignored as unreadable: often the reason.
+        case hostKeyUnknown(keyType: String, fingerprint: String, knownHostsPath: String, warnings: [String])
+        /// known_hosts lists another key for the host (`expectedKeyType` may differ from `keyType`:
+        /// OpenSSH calls that a changed key too).
         case hostKeyMismatch(
-            keyType: String, presented: String, expected: String, knownHostsPath: String, line: Int)
-        case hostKeyRevoked(fingerprint: String, knownHostsPath: String, line: Int)
+            keyType: String, presented: String, expectedKeyType: String, expected: String, knownHostsPath: String,
+            line: Int, warnings: [String])
+        case hostKeyRevoked(fingerprint: String, knownHostsPath: String, line: Int, warnings: [String])
         /// The command ran and failed (used by helpers that require success, e.g. upload).
         case commandFailed(status: Int32, signal: String?, stderr: String)
         case outputTooLarge(limit: Int)
@@ -79,16 +83,19 @@ public struct SSHError: Error, Sendable, CustomStringConvertible {
             return "the key \(path) is an RSA key, and libssh2 1.10 cannot sign with rsa-sha2, "
                 + "which current OpenSSH servers require; use an ed25519 key instead: "
                 + "ssh-keygen -t ed25519 -f ~/.ssh/id_ed25519 && ssh-copy-id -i ~/.ssh/id_ed25519.pub \(host)"
-        case .hostKeyUnknown(let type, let fingerprint, let path):
+        case .hostKeyUnknown(let type, let fingerprint, let path, let warnings):
             return "the host key (\(type) \(fingerprint)) is not in \(path); check the fingerprint on the "
                 + "host (ssh-keygen -lf /etc/ssh/ssh_host_\(type.hostKeyFileStem)_key.pub) and run again "
-                + "with --host-key-checking accept-new to record it"
-        case .hostKeyMismatch(let type, let presented, let expected, let path, let line):
+                + "with --host-key-checking accept-new to record it" + warnings.knownHostsNote
+        case .hostKeyMismatch(let type, let presented, let expectedType, let expected, let path, let line, let warnings):
+            let listed = expectedType == type
+                ? expected
+                : "\(expectedType) \(expected) (the host offers no \(expectedType) key, which OpenSSH refuses as a change too)"
             return "REFUSED: the host key changed: the host presents \(type) \(presented) but \(path) "
-                + "line \(line) lists \(expected); if the host was really reinstalled, remove that line "
-                + "(ssh-keygen -R \(host.sshHostPart) -f \(path)) and connect again"
-        case .hostKeyRevoked(let fingerprint, let path, let line):
-            return "REFUSED: the host key \(fingerprint) is marked @revoked in \(path) line \(line)"
+                + "line \(line) lists \(listed); if the host was really reinstalled, remove that line "
+                + "(ssh-keygen -R \(host.sshHostPart) -f \(path)) and connect again" + warnings.knownHostsNote
+        case .hostKeyRevoked(let fingerprint, let path, let line, let warnings):
+            return "REFUSED: the host key \(fingerprint) is marked @revoked in \(path) line \(line)" + warnings.knownHostsNote
         case .commandFailed(let status, let signal, let stderr):
             let how = signal.map { "was killed by SIG\($0)" } ?? "exited with status \(status)"
             let tail = stderr.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -119,6 +126,15 @@ extension Duration {
         let (seconds, attoseconds) = components
         let value = Double(seconds) + Double(attoseconds) / 1e18
         return value == value.rounded() ? "\(Int(value)) s" : String(format: "%.1f s", value)
+    }
+}
+
+extension [String] {
+    /// The known_hosts lines that were ignored, for an error about the host key.
+    fileprivate var knownHostsNote: String {
+        guard !isEmpty else { return "" }
+        let shown = prefix(5).joined(separator: "; ")
+        return "; note: " + shown + (count > 5 ? "; and \(count - 5) more ignored lines" : "")
     }
 }
 

@@ -36,18 +36,35 @@ final class Session: @unchecked Sendable {
 
     // MARK: Connecting
 
+    /// The lines of known_hosts that were ignored as unreadable, from the last `open()`.
+    private(set) var knownHostsWarnings: [String] = []
+
     func open() throws(SSHError) {
         _ = LibSSH2.initialised
+        // Read before connecting: an unreadable file fails at once, without the network, and the
+        // keys it lists decide which host key to ask for.
+        let knownHosts: KnownHostsFile
+        do {
+            knownHosts = try KnownHostsFile.read(path: options.knownHostsPath)
+        } catch {
+            throw self.error(.hostKey, .localFile(path: error.path, reason: error.reason))
+        }
+        knownHostsWarnings = knownHosts.warnings
         socket = try connectSocket()
         guard let session = labctl_session_init() else {
             throw error(.handshake, .protocolError(code: -1, message: "libssh2 could not allocate a session"))
         }
         raw = session
         libssh2_session_set_blocking(session, 0)
+        let endpoint = options.endpoint
+        let algorithms = knownHosts.hostKeyAlgorithms(host: endpoint.host, port: endpoint.port).joined(separator: ",")
+        // libssh2 drops the names it does not know; it fails only if none is left, and then its
+        // own order is all there is.
+        _ = libssh2_session_method_pref(session, LIBSSH2_METHOD_HOSTKEY, algorithms)
         let deadline = ContinuousClock.now + options.handshakeTimeout
         let rc = try retry(.handshake, deadline: deadline) { libssh2_session_handshake(session, self.socket) }
         guard rc == 0 else { throw libssh2Error(.handshake, rc) }
-        try verifyHostKey(session)
+        try verifyHostKey(session, knownHosts: knownHosts)
         try authenticate(session, deadline: deadline)
         if let interval = options.keepaliveInterval {
             startKeepalives(session, interval: interval)
@@ -99,7 +116,7 @@ final class Session: @unchecked Sendable {
         throw lastError
     }
 
-    private func verifyHostKey(_ session: OpaquePointer) throws(SSHError) {
+    private func verifyHostKey(_ session: OpaquePointer, knownHosts file: KnownHostsFile) throws(SSHError) {
         var length = 0
         var type: Int32 = 0
         guard let pointer = libssh2_session_hostkey(session, &length, &type) else {
@@ -108,25 +125,30 @@ final class Session: @unchecked Sendable {
         let key = [UInt8](UnsafeRawBufferPointer(start: pointer, count: length))
         let fingerprint = opensshFingerprint(key)
         let typeName = hostKeyTypeName(type)
-        let file = KnownHostsFile(path: options.knownHostsPath)
         let endpoint = options.endpoint
-        switch file.verify(session: session, host: endpoint.host, port: endpoint.port, key: key, keyType: type) {
-        case .match:
-            return
-        case .revoked(let line):
-            throw error(.hostKey, .hostKeyRevoked(fingerprint: fingerprint, knownHostsPath: file.path, line: line))
-        case .mismatch(let line, let expected):
-            throw error(.hostKey, .hostKeyMismatch(
-                keyType: typeName, presented: fingerprint, expected: expected, knownHostsPath: file.path, line: line))
-        case .unknown:
-            guard options.hostKeyPolicy == .acceptNew else {
-                throw error(.hostKey, .hostKeyUnknown(keyType: typeName, fingerprint: fingerprint, knownHostsPath: file.path))
-            }
+        var verdict = file.verify(host: endpoint.host, port: endpoint.port, key: key)
+        if verdict == .unknown, options.hostKeyPolicy == .acceptNew, KnownHostsFile.canRecord(host: endpoint.host) {
             do {
-                try file.append(host: endpoint.host, port: endpoint.port, key: key, keyType: type)
+                verdict = try file.appendIfUnknown(host: endpoint.host, port: endpoint.port, key: key, keyType: type)
             } catch {
                 throw self.error(.hostKey, .localFile(path: file.path, reason: "could not record the host key: \(error)"))
             }
+            // Recorded now, or by another session since the file was first read.
+            if verdict == .unknown { return }
+        }
+        switch verdict {
+        case .known:
+            return
+        case .revoked(let line):
+            throw error(.hostKey, .hostKeyRevoked(
+                fingerprint: fingerprint, knownHostsPath: file.path, line: line, warnings: file.warnings))
+        case .changed(let line, let expectedType, let expected):
+            throw error(.hostKey, .hostKeyMismatch(
+                keyType: typeName, presented: fingerprint, expectedKeyType: expectedType, expected: expected,
+                knownHostsPath: file.path, line: line, warnings: file.warnings))
+        case .unknown:
+            throw error(.hostKey, .hostKeyUnknown(
+                keyType: typeName, fingerprint: fingerprint, knownHostsPath: file.path, warnings: file.warnings))
         }
     }
 

@@ -9,18 +9,25 @@ public final class TestSSHServer: @unchecked Sendable {
     public let port: Int
     public let clientKeyPath: String
     public let knownHostsPath: String
+    /// The known_hosts line of the first host key ("[127.0.0.1]:port ssh-ed25519 AAAA...").
     public let hostPublicKeyLine: String
+    /// The known_hosts line of each host key, by key type as ssh-keygen -t names it ("ecdsa").
+    public let hostPublicKeyLines: [String: String]
     private let pid: pid_t
     private let stopped = NSLock()
     nonisolated(unsafe) private var isStopped = false
 
     /// - Parameter extraConfig: sshd_config lines, read before the defaults (e.g. "PasswordAuthentication yes").
-    public init(extraConfig: String = "", extraAuthorizedKeys: [String] = []) throws {
+    /// - Parameter hostKeyTypes: the host keys the server has, as ssh-keygen -t names them
+    ///   ("ed25519", "ecdsa"); the first one is `hostPublicKeyLine`.
+    public init(extraConfig: String = "", extraAuthorizedKeys: [String] = [], hostKeyTypes: [String] = ["ed25519"]) throws {
         let directory = try TemporaryDirectory(prefix: "labctl-sshd")
         self.directory = directory
         try? FileManager.default.createDirectory(atPath: "/run/sshd", withIntermediateDirectories: true)
-        let hostKey = directory.file("ssh_host_ed25519_key")
-        try runLocal(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", hostKey])
+        let hostKeys = hostKeyTypes.map { directory.file("ssh_host_\($0)_key") }
+        for (type, hostKey) in zip(hostKeyTypes, hostKeys) {
+            try runLocal(["ssh-keygen", "-q", "-t", type, "-N", "", "-f", hostKey])
+        }
         clientKeyPath = directory.file("id_ed25519")
         try runLocal(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "labctl-test", "-f", clientKeyPath])
         let clientPublic = try String(contentsOfFile: clientKeyPath + ".pub", encoding: .utf8)
@@ -33,7 +40,7 @@ public final class TestSSHServer: @unchecked Sendable {
         // server counts as started only once its own PID file names it; else try another port.
         var started: (port: Int, pid: pid_t)?
         for _ in 0..<5 where started == nil {
-            started = try Self.start(directory: directory, hostKey: hostKey, extraConfig: extraConfig)
+            started = try Self.start(directory: directory, hostKeys: hostKeys, extraConfig: extraConfig)
         }
         guard let started else {
             let log = (try? String(contentsOfFile: directory.file("sshd.log"), encoding: .utf8)) ?? ""
@@ -42,22 +49,26 @@ public final class TestSSHServer: @unchecked Sendable {
         port = started.port
         pid = started.pid
 
-        let hostPublic = try String(contentsOfFile: hostKey + ".pub", encoding: .utf8)
-        let parts = hostPublic.split(separator: " ")
-        hostPublicKeyLine = "[127.0.0.1]:\(port) \(parts[0]) \(parts[1])"
+        var lines: [String: String] = [:]
+        for (type, hostKey) in zip(hostKeyTypes, hostKeys) {
+            let parts = try String(contentsOfFile: hostKey + ".pub", encoding: .utf8).split(separator: " ")
+            lines[type] = "[127.0.0.1]:\(port) \(parts[0]) \(parts[1])"
+        }
+        hostPublicKeyLines = lines
+        hostPublicKeyLine = lines[hostKeyTypes[0]] ?? ""
         knownHostsPath = directory.file("known_hosts")
         try (hostPublicKeyLine + "\n").write(toFile: knownHostsPath, atomically: true, encoding: .utf8)
     }
 
     /// One attempt at starting sshd on a free port; nil when it lost the port to someone else.
-    private static func start(directory: TemporaryDirectory, hostKey: String, extraConfig: String) throws -> (port: Int, pid: pid_t)? {
+    private static func start(directory: TemporaryDirectory, hostKeys: [String], extraConfig: String) throws -> (port: Int, pid: pid_t)? {
         let port = try freePort()
         // sshd keeps the first value it reads for a keyword, so the caller's lines go first.
         let config = """
             \(extraConfig)
             Port \(port)
             ListenAddress 127.0.0.1
-            HostKey \(hostKey)
+            \(hostKeys.map { "HostKey \($0)" }.joined(separator: "\n"))
             PidFile \(directory.file("sshd.pid"))
             AuthorizedKeysFile \(directory.file("authorized_keys"))
             PermitRootLogin yes
