@@ -146,13 +146,13 @@ struct InventoryBuilder {
             let path = "hosts[\(index)]"
             guard let host = self.host(item, at: path, defaults: defaults) else { continue }
             if let owner = nameOwners[host.name] {
-                checker.report("\(path).name", "'\(host.name)' is already the name of hosts[\(owner)]")
+                checker.report("\(path).name", "'\(ValueForm.escaped(host.name))' is already the name of hosts[\(owner)]")
             } else {
                 nameOwners[host.name] = index
             }
             let endpoint = "\(Self.canonicalAddress(host.address)) \(host.port)"
             if let owner = addressOwners[endpoint] {
-                checker.report("\(path).address", "'\(host.address)' port \(host.port) is already used by hosts[\(owner)] ('\(hostName(items[owner]))')")
+                checker.report("\(path).address", "'\(ValueForm.escaped(host.address))' port \(host.port) is already used by hosts[\(owner)] ('\(hostName(items[owner]))')")
             } else {
                 addressOwners[endpoint] = index
             }
@@ -169,7 +169,7 @@ struct InventoryBuilder {
     /// The message for a bad address, with a hint for the two usual slips: brackets around an
     /// IPv6 address (a URL habit) and a port glued to the address.
     static func addressProblem(_ text: String) -> String {
-        let problem = "'\(text)' is not \(addressExpectation)"
+        let problem = "'\(ValueForm.escaped(text))' is not \(addressExpectation)"
         if text.hasPrefix("["), text.hasSuffix("]"), InventorySyntax.isIPv6(String(text.dropFirst().dropLast())) {
             return problem + "; write an IPv6 address without brackets"
         }
@@ -194,7 +194,7 @@ struct InventoryBuilder {
                                   invalid: { name in
                                       name == "all"
                                           ? "'all' is reserved (it selects every host); choose another name"
-                                          : "'\(name)' is not a valid host name; expected a lowercase DNS label (a-z, 0-9, '-', at most 63 characters)"
+                                          : "'\(ValueForm.escaped(name))' is not a valid host name; expected a lowercase DNS label (a-z, 0-9, '-', at most 63 characters)"
                                   },
                                   isValid: { InventorySyntax.isLowercaseLabel($0) && $0 != "all" })
         let address = checker.string(object, "address", required: true, expected: Self.addressExpectation,
@@ -252,7 +252,7 @@ struct InventoryBuilder {
             guard InventorySyntax.isRoleName(role), role != "all" else {
                 checker.report(path, role == "all"
                     ? "'all' is reserved (it selects every host); choose another role name"
-                    : "'\(role)' is not a valid role name; expected lowercase letters, digits, '-' and '_', starting with a letter")
+                    : "'\(ValueForm.escaped(role))' is not a valid role name; expected lowercase letters, digits, '-' and '_', starting with a letter")
                 valid = false
                 continue
             }

@@ -70,8 +70,10 @@ final class InventoryChecker {
             return nil
         }
         guard !text.isEmpty, isValid(text) else {
+            // The value goes into the message escaped and cut short: it may hold line breaks,
+            // terminal escapes or a megabyte of text.
             report(parent.path(key), text.isEmpty || invalid == nil
-                ? "expected \(expected), got \(value.shortDescription)" : invalid!(text))
+                ? "expected \(expected), got \(value.shortDescription)" : invalid!(ValueForm.escaped(text)))
             return nil
         }
         return text
@@ -79,8 +81,12 @@ final class InventoryChecker {
 
     /// A string that reaches hosts in one of the shared `ValueForm`s.
     func string(_ parent: CheckedObject, _ key: String, required: Bool = false, form: ValueForm) -> String? {
-        string(parent, key, required: required, expected: form.expected, invalid: { form.problem($0) ?? "" },
-               isValid: form.isValid)
+        guard let text = string(parent, key, required: required, expected: form.expected) else { return nil }
+        if let problem = form.problem(text) {
+            report(parent.path(key), problem)
+            return nil
+        }
+        return text
     }
 
     /// A string that must be one of `choices`, with a hint for a near miss.

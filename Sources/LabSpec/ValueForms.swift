@@ -144,7 +144,10 @@ public enum ValueForm: Sendable, Hashable {
 
     /// A value as it appears in a message: quoted, with control characters made visible and
     /// long values cut, so that a hostile value cannot garble the terminal or the message.
-    public static func shown(_ value: String) -> String {
+    public static func shown(_ value: String) -> String { "'\(escaped(value))'" }
+
+    /// The inside of `shown`: control characters and quotes made visible, cut at 120 characters.
+    public static func escaped(_ value: String) -> String {
         var text = ""
         for scalar in value.unicodeScalars.prefix(120) {
             switch scalar {
@@ -158,6 +161,6 @@ public enum ValueForm: Sendable, Hashable {
             }
         }
         if value.unicodeScalars.count > 120 { text += "…" }
-        return "'\(text)'"
+        return text
     }
 }
