@@ -72,7 +72,7 @@ public struct SystemdServiceController: ServiceController {
 
     private func systemctl(_ action: String, _ host: InventoryHost) async throws {
         let output = try await runner.run(
-            "systemctl \(action) \(ShellQuoting.quote(unit))", on: host, privileged: true, timeout: timeout)
+            "systemctl \(action) -- \(ShellQuoting.quote(unit))", on: host, privileged: true, timeout: timeout)
         guard output.succeeded else {
             let why = (output.stderr + output.stdout).trimmingCharacters(in: .whitespacesAndNewlines)
             throw ServiceControlError(
