@@ -34,7 +34,7 @@ public enum ValueForm: Sendable, Hashable {
     /// What the form allows, for messages: "expected <expected>".
     public var expected: String {
         switch self {
-        case .absolutePath: return "an absolute path (starting with /) without control characters"
+        case .absolutePath: return "an absolute path (starting with /) without control characters or . and .. parts"
         case .plainAbsolutePath:
             return "an absolute path such as \"/opt/wayshub\" made of letters, digits and / . _ - + @ , : ="
         case .unitName: return "a systemd unit name such as \"nginx\" or \"wayshub.service\""
@@ -86,7 +86,9 @@ public enum ValueForm: Sendable, Hashable {
         guard !value.isEmpty, !ValueForm.hasControlCharacter(value) else { return false }
         switch self {
         case .absolutePath:
-            return value.hasPrefix("/")
+            // No `.` or `..` parts: a value spliced into a path ("/etc/nginx/{{vars.x}}") must
+            // not climb out of the folder the playbook names.
+            return value.hasPrefix("/") && !value.split(separator: "/").contains { $0 == ".." || $0 == "." }
         case .plainAbsolutePath:
             guard value.hasPrefix("/"), value != "/", value.utf8.count <= 1024 else { return false }
             let parts = value.split(separator: "/")
@@ -109,23 +111,32 @@ public enum ValueForm: Sendable, Hashable {
             if value.hasPrefix("/") { return !ValueForm.hasShellSyntax(value) }
             if let components = URLComponents(string: value), let scheme = components.scheme?.lowercased() {
                 guard ["https", "http", "ssh", "git", "file"].contains(scheme) else { return false }
-                guard scheme == "file" || !(components.host ?? "").isEmpty else { return false }
+                guard scheme == "file" || ValueForm.isURLHost(components) else { return false }
                 return !ValueForm.hasShellSyntax(value)
             }
-            // scp-like syntax: user@host:path (git reads `a::b` as a remote helper: refused).
+            // scp-like syntax: user@host:path (git reads `a::b` as a remote helper: refused; a
+            // user or host starting with `-` would reach ssh as an option).
             guard !value.contains("::") else { return false }
-            return value.wholeMatch(of: /[A-Za-z0-9._\-]+@[A-Za-z0-9.\-]+:[^\s]+/) != nil && !ValueForm.hasShellSyntax(value)
+            return value.wholeMatch(of: /[A-Za-z0-9_][A-Za-z0-9._\-]*@[A-Za-z0-9][A-Za-z0-9.\-]*:[^\s]+/) != nil
+                && !ValueForm.hasShellSyntax(value)
         case .httpURL, .downloadURL:
             guard let components = URLComponents(string: value), let scheme = components.scheme?.lowercased() else {
                 return false
             }
             let schemes = self == .httpURL ? ["http", "https"] : ["http", "https", "file"]
             guard schemes.contains(scheme) else { return false }
-            guard scheme == "file" ? components.path.hasPrefix("/") : !(components.host ?? "").isEmpty else { return false }
+            guard scheme == "file" ? components.path.hasPrefix("/") : ValueForm.isURLHost(components) else { return false }
             return !ValueForm.hasShellSyntax(value)
         case .hostOrAddress:
             return InventorySyntax.isIPv4(value) || InventorySyntax.isIPv6(value) || InventorySyntax.isHostName(value)
         }
+    }
+
+    /// A URL's host is there and, like its user, does not start with `-` (ssh would read it as
+    /// an option: `ssh://-oProxyCommand=...`).
+    static func isURLHost(_ components: URLComponents) -> Bool {
+        guard let host = components.host, !host.isEmpty, !host.hasPrefix("-") else { return false }
+        return !(components.user ?? "").hasPrefix("-")
     }
 
     static func isPlain(_ scalar: Unicode.Scalar) -> Bool {
