@@ -125,7 +125,9 @@ public enum ValueForm: Sendable, Hashable {
             }
             let schemes = self == .httpURL ? ["http", "https"] : ["http", "https", "file"]
             guard schemes.contains(scheme) else { return false }
-            guard scheme == "file" ? components.path.hasPrefix("/") : ValueForm.isURLHost(components) else { return false }
+            // A file URL names a file on the host itself: file:///path or file://localhost/path.
+            let local = ["", "localhost"].contains(components.host ?? "") && components.path.hasPrefix("/")
+            guard scheme == "file" ? local : ValueForm.isURLHost(components) else { return false }
             return !ValueForm.hasShellSyntax(value)
         case .hostOrAddress:
             return InventorySyntax.isIPv4(value) || InventorySyntax.isIPv6(value) || InventorySyntax.isHostName(value)
