@@ -166,6 +166,16 @@ public struct TemplateContext: Sendable, Hashable {
         if !issues.isEmpty { throw TemplateError(issues: issues) }
         // Nothing to substitute: skip the parser entirely (most arguments are plain strings).
         if !text.contains("{{") { return text }
+        var text = text
+        if mode == .shell {
+            let prepared = ShellTemplateQuoting.prepare(text)
+            if !prepared.problems.isEmpty {
+                throw TemplateError(issues: prepared.problems.map {
+                    TemplateIssue(message: $0.message, location: Self.offset(origin, line: $0.line, column: $0.column))
+                })
+            }
+            text = prepared.text
+        }
         // Mustache escapes HTML by default; config files need the text as written and shell
         // text needs every value quoted. The CONTENT_TYPE tag says which. When the first line is
         // blank, the tag goes on a line of its own, which Mustache removes as a standalone tag,

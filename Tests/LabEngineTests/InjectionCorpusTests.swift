@@ -95,6 +95,22 @@ import Testing
             - hosts: h
               command: { run: "printf '%s' {{vars.v}} > {{vars.root}}/run.out" }
             """, written: { v, root in read(root + "/run.out") == Array(v.utf8) }),
+        Place(name: "command-run-in-single-quotes", steps: """
+            - hosts: h
+              command: { run: "printf '%s' 'x{{vars.v}}y' > {{vars.root}}/run.out" }
+            """, written: { v, root in read(root + "/run.out") == Array(("x" + v + "y").utf8) }),
+        Place(name: "command-run-in-double-quotes", steps: """
+            - hosts: h
+              command: { run: "printf '%s' \\"x{{vars.v}}y\\" > {{vars.root}}/run.out" }
+            """, written: { v, root in read(root + "/run.out") == Array(("x" + v + "y").utf8) }),
+        Place(name: "command-run-in-substitution", steps: """
+            - hosts: h
+              command: { run: "test \\"$(printf '%s.' {{vars.v}})\\" = \\"$(printf '%s.' '{{vars.v}}')\\" && touch {{vars.root}}/same" }
+            """, written: { _, root in FileManager.default.fileExists(atPath: root + "/same") }),
+        Place(name: "command-run-in-comment", steps: """
+            - hosts: h
+              command: { run: "true # {{vars.v}}" }
+            """),
         Place(name: "command-env", steps: """
             - hosts: h
               command: { run: 'printf "%s" "$V" > {{vars.root}}/env.out', env: { V: "{{vars.v}}" } }
@@ -170,7 +186,7 @@ import Testing
     }
 
     func prepareSources() async throws {
-        scratch.write("book/templates/inj.sh", "#!/bin/sh\nprintf '%s' {{vars.v}}\n")
+        scratch.write("book/templates/inj.sh", "#!/bin/sh\n# printf's argument is quoted by labctl\nprintf '%s' {{vars.v}}\n")
         scratch.write("src/server.js", "// the app\n")
         let origin = Shell.quote(scratch.file("origin"))
         let setup = await shell("git init -q -b main \(origin) && git -C \(origin) -c user.email=t@t -c user.name=t commit -q --allow-empty -m one")
