@@ -42,6 +42,7 @@ public enum InventoryContext {
             var node: [String: TemplateValue] = [
                 "install": .string(app.node.method), "apt": .bool(app.node == .apt), "version": .string(""),
                 "nvm_version": .string(""), "url": .string(""), "sha256": .string(""),
+                "mirror": .string(app.nodeMirror), "nvm_repo": .string(app.nvmRepository),
             ]
             switch app.node {
             case .apt: node["nvm"] = .bool(false); node["tarball"] = .bool(false)
@@ -54,7 +55,7 @@ public enum InventoryContext {
             }
             root["app"] = .map([
                 "name": .string(app.name), "port": .int(app.port), "directory": .string(app.directory),
-                "user": .string(app.user), "source": .map(source), "node": .map(node),
+                "user": .string(app.user), "source": .map(source), "node": .map(node), "npm_registry": .string(app.npmRegistry),
                 "from_git": .bool(source["kind"] == .string("git")), "from_path": .bool(source["kind"] == .string("path")),
             ])
         }

@@ -115,8 +115,18 @@ public struct Inventory: Sendable, Hashable {
         public var user: String
         public var source: AppSource
         public var node: NodeInstall
+        /// Where Node downloads come from (nvm's `NVM_NODEJS_ORG_MIRROR`, the tarball's base):
+        /// schools and companies often have their own, and the tests have one on the lab's bridge.
+        public var nodeMirror: String
+        /// Where nvm is cloned from.
+        public var nvmRepository: String
+        /// The registry `npm install` uses.
+        public var npmRegistry: String
 
         public static let defaultGitURL = "https://github.com/dumbwaysdev/wayshub-frontend.git"
+        public static let defaultNodeMirror = "https://nodejs.org/dist"
+        public static let defaultNVMRepository = "https://github.com/nvm-sh/nvm.git"
+        public static let defaultNPMRegistry = "https://registry.npmjs.org/"
 
         public init(
             name: String = "wayshub",
@@ -124,7 +134,10 @@ public struct Inventory: Sendable, Hashable {
             directory: String? = nil,
             user: String = "root",
             source: AppSource = .git(url: AppSettings.defaultGitURL, ref: "main"),
-            node: NodeInstall = .nvm(version: NodeInstall.defaultNodeVersion, nvmVersion: NodeInstall.defaultNVMVersion)
+            node: NodeInstall = .nvm(version: NodeInstall.defaultNodeVersion, nvmVersion: NodeInstall.defaultNVMVersion),
+            nodeMirror: String = AppSettings.defaultNodeMirror,
+            nvmRepository: String = AppSettings.defaultNVMRepository,
+            npmRegistry: String = AppSettings.defaultNPMRegistry
         ) {
             self.name = name
             self.port = port
@@ -132,6 +145,9 @@ public struct Inventory: Sendable, Hashable {
             self.user = user
             self.source = source
             self.node = node
+            self.nodeMirror = nodeMirror
+            self.nvmRepository = nvmRepository
+            self.npmRegistry = npmRegistry
         }
     }
 

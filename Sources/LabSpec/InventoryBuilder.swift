@@ -12,9 +12,9 @@ struct InventoryBuilder {
     static let labKeys = ["subnet", "bridge", "cache"]
     static let hostKeys = ["name", "address", "port", "user", "key", "agent", "become", "roles", "vars", "upstream"]
     static let upstreamKeys = ["weight", "backup", "max_fails", "fail_timeout"]
-    static let appKeys = ["name", "port", "directory", "user", "source", "node"]
+    static let appKeys = ["name", "port", "directory", "user", "source", "node", "npm_registry"]
     static let sourceKeys = ["git", "ref", "path"]
-    static let nodeKeys = ["install", "version", "nvm_version", "url", "sha256"]
+    static let nodeKeys = ["install", "version", "nvm_version", "url", "sha256", "mirror", "nvm_repo"]
     static let nginxKeys = ["dir", "conf", "method", "listen"]
 
     static let addressExpectation = "an IPv4/IPv6 address or host name"
@@ -288,8 +288,19 @@ struct InventoryBuilder {
         let port = checker.integer(object, "port", in: 1...65535) ?? 3000
         let directory = checker.string(object, "directory", form: .plainAbsolutePath)
         let user = userName(object, "user") ?? "root"
+        let nodeObject = object["node"].flatMap { value -> CheckedObject? in
+            if case .object(let fields) = value { return CheckedObject(path: object.path("node"), values: fields) }
+            return nil
+        }
+        let mirror = nodeObject.flatMap { checker.string($0, "mirror", form: .downloadURL) }
+            ?? Inventory.AppSettings.defaultNodeMirror
+        let nvmRepository = nodeObject.flatMap { checker.string($0, "nvm_repo", form: .gitRepository) }
+            ?? Inventory.AppSettings.defaultNVMRepository
+        let registry = checker.string(object, "npm_registry", form: .httpURL) ?? Inventory.AppSettings.defaultNPMRegistry
+        let trimmedMirror = mirror.hasSuffix("/") ? String(mirror.dropLast()) : mirror
         return Inventory.AppSettings(name: name, port: port, directory: directory, user: user,
-                                     source: appSource(object), node: nodeInstall(object))
+                                     source: appSource(object), node: nodeInstall(object, mirror: trimmedMirror),
+                                     nodeMirror: trimmedMirror, nvmRepository: nvmRepository, npmRegistry: registry)
     }
 
     private func appSource(_ app: CheckedObject) -> Inventory.AppSource {
@@ -313,7 +324,7 @@ struct InventoryBuilder {
         return fallback
     }
 
-    private func nodeInstall(_ app: CheckedObject) -> Inventory.NodeInstall {
+    private func nodeInstall(_ app: CheckedObject, mirror: String) -> Inventory.NodeInstall {
         let defaultNVM = Inventory.NodeInstall.nvm(version: Inventory.NodeInstall.defaultNodeVersion,
                                                    nvmVersion: Inventory.NodeInstall.defaultNVMVersion)
         guard let object = checker.object(app, "node", keys: Self.nodeKeys) else { return defaultNVM }
@@ -322,8 +333,8 @@ struct InventoryBuilder {
         guard let method else { return defaultNVM }
 
         let allowed: [String: [String]] = [
-            "apt": ["install"], "nvm": ["install", "version", "nvm_version"],
-            "tarball": ["install", "version", "url", "sha256"],
+            "apt": ["install"], "nvm": ["install", "version", "nvm_version", "mirror", "nvm_repo"],
+            "tarball": ["install", "version", "url", "sha256", "mirror"],
         ]
         for key in Self.nodeKeys where object.has(key) && !allowed[method]!.contains(key) {
             checker.report(object.path(key), "not used with install '\(method)'")
@@ -347,12 +358,22 @@ struct InventoryBuilder {
             let version = checker.string(object, "version", expected: nodeVersion,
                                          invalid: { "'\($0)' is not a Node version; expected \(nodeVersion)" },
                                          isValid: isNodeVersion)
-            let url = checker.string(object, "url", required: true, form: .downloadURL)
+            // Without a URL, the tarball of `version` on the mirror (the .tar.gz: a minimal Debian
+            // has no xz to unpack the .tar.xz).
+            let url = checker.string(object, "url", required: !object.has("version"), form: .downloadURL)
             let sha256 = checker.string(object, "sha256", required: true, expected: "the tarball's SHA-256 as 64 hex digits",
                                         invalid: { "'\($0)' is not a SHA-256; expected 64 hex digits" },
                                         isValid: InventorySyntax.isSHA256)
-            return .tarball(url: url ?? "", sha256: (sha256 ?? "").lowercased(),
-                            version: version.map { $0.hasPrefix("v") ? String($0.dropFirst()) : $0 })
+            let bare = version.map { $0.hasPrefix("v") ? String($0.dropFirst()) : $0 }
+            var derived: String?
+            if url == nil, let bare {
+                if bare.wholeMatch(of: /[0-9]+\.[0-9]+\.[0-9]+/) != nil {
+                    derived = "\(mirror)/v\(bare)/node-v\(bare)-linux-x64.tar.gz"
+                } else {
+                    checker.report(object.path("url"), "required unless 'version' is a full version such as \"16.20.2\" (the tarball's URL is then found on the mirror)")
+                }
+            }
+            return .tarball(url: url ?? derived ?? "", sha256: (sha256 ?? "").lowercased(), version: bare)
         }
     }
 
