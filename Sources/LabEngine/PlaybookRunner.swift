@@ -435,8 +435,8 @@ struct HostRun {
         if reprobed { script += probe.script }
         let timeout: Duration? = {
             switch entry.operation {
-            case let wait as WaitForOperation: return .seconds(wait.timeout + 60)
-            case let command as CommandOperation: return command.timeout.map { .seconds($0 + 60) }
+            case let wait as WaitForOperation: return .seconds(min(wait.timeout, 31_536_000) + 60)
+            case let command as CommandOperation: return command.timeout.map { .seconds(min($0, 31_536_000) + 60) }
             default: return nil
             }
         }()

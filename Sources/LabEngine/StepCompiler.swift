@@ -142,6 +142,11 @@ public struct StepCompiler: Sendable {
             if let template = a.template {
                 let name = render(template)!
                 let path = (templatesDirectory as NSString).appendingPathComponent(name)
+                let root = URL(fileURLWithPath: templatesDirectory).standardizedFileURL.resolvingSymlinksInPath().path
+                let resolved = URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path
+                guard !name.hasPrefix("/"), resolved.hasPrefix(root + "/") else {
+                    throw .failure(template.location, "the template \(name) is outside the playbook's templates/ folder; name a file inside \(templatesDirectory), e.g. nginx/site.conf")
+                }
                 guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
                     throw .failure(template.location, "the template \(name) does not exist (looked for \(path))")
                 }

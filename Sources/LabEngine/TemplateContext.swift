@@ -284,6 +284,12 @@ enum MustacheScanner {
         case section(name: String, inverted: Bool, children: [Node], line: Int, column: Int)
     }
 
+    /// The transforms swift-mustache applies (`{{lowercased(name)}}`); any other name renders as nothing.
+    static let transforms = [
+        "capitalized", "count", "empty", "enumerated", "equalzero", "even", "first", "last", "lowercased",
+        "minusone", "odd", "plusone", "reversed", "sorted", "uppercased",
+    ]
+
     struct Problem: Hashable {
         var message: String
         var line: Int
@@ -310,9 +316,20 @@ enum MustacheScanner {
             guard index + s.count <= chars.count else { return false }
             return Array(chars[index..<index + s.count]) == s
         }
-        func baseName(_ raw: String) -> String {
+        func baseName(_ raw: String, line: Int = 0, column: Int = 0) -> String {
             // lowercased(name) / first(reversed(list)): the variable is the innermost name.
             var name = raw
+            // Each transform must be one Mustache knows: an unknown one renders as nothing.
+            var transforms = raw.split(separator: "(", omittingEmptySubsequences: false).dropLast().map {
+                $0.trimmingCharacters(in: .whitespaces)
+            }
+            if transforms.contains(where: \.isEmpty) { transforms = [] }
+            for transform in transforms where !MustacheScanner.transforms.contains(transform) {
+                let hint = PlaybookSuggestion.hint(for: transform, in: MustacheScanner.transforms)
+                problems.append(Problem(
+                    message: "'\(transform)' is not a template transform\(hint); known transforms: \(MustacheScanner.transforms.joined(separator: ", "))",
+                    line: line, column: column))
+            }
             if let open = name.lastIndex(of: "(") {
                 name = String(name[name.index(after: open)...]).replacingOccurrences(of: ")", with: "")
             }
@@ -337,7 +354,7 @@ enum MustacheScanner {
             advance(close.count)
             let trimmed = body.trimmingCharacters(in: .whitespaces)
             if triple {
-                stack[stack.count - 1].nodes.append(.variable(name: baseName(trimmed), line: tagLine, column: tagColumn))
+                stack[stack.count - 1].nodes.append(.variable(name: baseName(trimmed, line: tagLine, column: tagColumn), line: tagLine, column: tagColumn))
                 continue
             }
             guard let sigil = trimmed.first else {
@@ -349,9 +366,9 @@ enum MustacheScanner {
             case "!", "%":
                 continue
             case "&":
-                stack[stack.count - 1].nodes.append(.variable(name: baseName(rest), line: tagLine, column: tagColumn))
+                stack[stack.count - 1].nodes.append(.variable(name: baseName(rest, line: tagLine, column: tagColumn), line: tagLine, column: tagColumn))
             case "#", "^":
-                stack.append((baseName(rest), sigil == "^", [], tagLine, tagColumn))
+                stack.append((baseName(rest, line: tagLine, column: tagColumn), sigil == "^", [], tagLine, tagColumn))
             case "/":
                 let name = baseName(rest)
                 guard stack.count > 1 else {
@@ -371,7 +388,7 @@ enum MustacheScanner {
             case "=":
                 problems.append(Problem(message: "changing the delimiters ('{{=...=}}') is not supported in labctl templates", line: tagLine, column: tagColumn))
             default:
-                stack[stack.count - 1].nodes.append(.variable(name: baseName(trimmed), line: tagLine, column: tagColumn))
+                stack[stack.count - 1].nodes.append(.variable(name: baseName(trimmed, line: tagLine, column: tagColumn), line: tagLine, column: tagColumn))
             }
         }
         while stack.count > 1 {

@@ -3,10 +3,16 @@ import Foundation
 /// Reads `inventory.json` into an `Inventory`, reporting every problem at once.
 public enum InventoryLoader {
     public static let defaultPath = "inventory.json"
+    /// Larger files are refused before parsing: an inventory is a few kilobytes.
+    public static let maximumSize = 16 * 1_048_576
 
     /// Loads the file at `path` (relative to the current directory, `~` expanded). Relative
     /// paths inside the file are resolved against the file's folder.
     public static func load(path: String) throws(InventoryError) -> Inventory {
+        if path.trimmingCharacters(in: .whitespaces).isEmpty {
+            throw InventoryError(file: "--inventory", reason: .fileNotFound, problems: [InventoryProblem(
+                path: "", message: "the path is empty; pass -i PATH to an inventory file, or leave -i out to use ./\(defaultPath)")])
+        }
         let expanded = InventoryPaths.expandTilde(path)
         let cwd = URL(fileURLWithPath: FileManager.default.currentDirectoryPath, isDirectory: true)
         let url = URL(fileURLWithPath: InventoryPaths.resolve(expanded, against: cwd))
@@ -25,7 +31,9 @@ public enum InventoryLoader {
             data = try Data(contentsOf: url)
         } catch {
             throw InventoryError(file: path, reason: .unreadable, problems: [InventoryProblem(
-                path: "", message: "cannot be read (\((error as NSError).localizedDescription))")])
+                path: "", message: access(url.path, R_OK) != 0
+                    ? "cannot be read by this user (permissions?); check its owner and mode, or run labctl as the user who made it"
+                    : "cannot be read; check that it is a regular file")])
         }
         var inventory = try parse(data: data, file: path, baseDirectory: url.deletingLastPathComponent())
         inventory.file = url
@@ -53,6 +61,16 @@ public enum InventoryLoader {
         if data.allSatisfy({ [0x20, 0x09, 0x0A, 0x0D].contains($0) }) {
             throw InventoryError(file: file, reason: .syntax(line: nil, column: nil), problems: [InventoryProblem(
                 path: "", message: "the file is empty; expected a JSON object describing the lab (see docs/inventory.md)")])
+        }
+        if data.count > maximumSize {
+            throw InventoryError(file: file, reason: .unreadable, problems: [InventoryProblem(
+                path: "", message: "the file is \(data.count / 1_048_576) MB; an inventory is a few kilobytes (at most \(maximumSize / 1_048_576) MB): is it the right file?")])
+        }
+        // Before JSONDecoder, which accepts trailing commas, names no position for comments and
+        // recurses on nesting (a file 100,000 levels deep would crash it).
+        if let problem = JSONSyntaxCheck.check(data) {
+            throw InventoryError(file: file, reason: .syntax(line: problem.line, column: problem.column), problems: [InventoryProblem(
+                path: "", message: "invalid JSON at line \(problem.line), column \(problem.column): \(problem.message)")])
         }
         do {
             return try JSONDecoder().decode(JSONValue.self, from: data)

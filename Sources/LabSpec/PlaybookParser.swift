@@ -8,6 +8,11 @@ import Yams
 /// first problem; here every problem is collected with the place it was written.
 public enum PlaybookParser {
     public static func parse(yaml: String, file: String) throws(PlaybookError) -> Playbook {
+        if let (line, column) = excessiveNesting(in: yaml) {
+            throw PlaybookError(issues: [PlaybookIssue(
+                "the YAML is nested more than \(maximumDepth) levels deep; a playbook is a few levels deep: is this the right file?",
+                at: .init(file: file, line: line, column: column))])
+        }
         var collector = IssueCollector(file: file, yaml: yaml)
         let root: Node?
         do {
@@ -33,15 +38,76 @@ public enum PlaybookParser {
         return playbook
     }
 
+    /// Larger playbooks are refused before parsing: a playbook is a few kilobytes.
+    public static let maximumSize = 16 * 1_048_576
+    /// Deeper YAML is refused before Yams, whose tree building recurses. A playbook is a few
+    /// levels deep (steps, a step, its arguments, env).
+    public static let maximumDepth = 64
+
     public static func parse(fileAt path: String) throws(PlaybookError) -> Playbook {
-        let text: String
-        do {
-            text = try String(contentsOfFile: path, encoding: .utf8)
-        } catch {
-            throw PlaybookError(issues: [PlaybookIssue(
-                "cannot read the playbook: \(error.localizedDescription)", at: .init(file: path, line: 1, column: 1))])
+        func refuse(_ message: String, line: Int = 1, column: Int = 1) -> PlaybookError {
+            PlaybookError(issues: [PlaybookIssue(message, at: .init(file: path, line: line, column: column))])
         }
-        return try parse(yaml: text, file: path)
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw refuse("no such playbook file")
+        }
+        if isDirectory.boolValue { throw refuse("is a folder, not a playbook; give a .yml file inside it") }
+        guard access(path, R_OK) == 0, let data = FileManager.default.contents(atPath: path) else {
+            throw refuse("the playbook cannot be read by this user (permissions?); check its owner and mode")
+        }
+        if data.count > maximumSize {
+            throw refuse("the file is \(data.count / 1_048_576) MB; a playbook is a few kilobytes (at most \(maximumSize / 1_048_576) MB): is it the right file?")
+        }
+        let bytes = [UInt8](data)
+        if let bad = [JSONSyntaxCheck.firstInvalidUTF8(bytes, from: 0), bytes.firstIndex(of: 0)].compactMap({ $0 }).min() {
+            let (line, column) = JSONSyntaxCheck.position(of: bad, in: bytes, from: 0)
+            throw refuse(String(format: "the file is not UTF-8 text (byte 0x%02X), so not a YAML playbook; save it as UTF-8", bytes[bad]),
+                         line: line, column: column)
+        }
+        return try parse(yaml: String(decoding: data, as: UTF8.self), file: path)
+    }
+
+    /// Where the YAML nests deeper than `maximumDepth`, found without parsing: flow brackets
+    /// outside quotes and comments, plus the block structure a line's indentation and leading
+    /// `- ` entries can open (an upper bound on the block depth).
+    static func excessiveNesting(in yaml: String) -> (line: Int, column: Int)? {
+        var flow = 0
+        var line = 1
+        for text in yaml.split(separator: "\n", omittingEmptySubsequences: false) {
+            defer { line += 1 }
+            let bytes = Array(text.utf8)
+            var column = 0
+            var block = 0
+            while column < bytes.count, bytes[column] == UInt8(ascii: " ") || bytes[column] == UInt8(ascii: "-") || bytes[column] == UInt8(ascii: "?") {
+                if bytes[column] != UInt8(ascii: " ") { block += 1 }
+                column += 1
+            }
+            if block + column / 2 > maximumDepth * 4 { return (line, column + 1) }
+            var quote: UInt8?
+            for (index, byte) in bytes.enumerated().dropFirst(column) {
+                if let open = quote {
+                    if byte == open { quote = nil }
+                    continue
+                }
+                switch byte {
+                case UInt8(ascii: "\""), UInt8(ascii: "'"):
+                    // A quote opens a quoted scalar only where a scalar can start.
+                    if index == column || [UInt8(ascii: " "), UInt8(ascii: "["), UInt8(ascii: "{"), UInt8(ascii: ",")].contains(bytes[index - 1]) { quote = byte }
+                case UInt8(ascii: "#") where index == 0 || bytes[index - 1] == UInt8(ascii: " "):
+                    break
+                case UInt8(ascii: "["), UInt8(ascii: "{"):
+                    flow += 1
+                    if flow + block > maximumDepth { return (line, index + 1) }
+                case UInt8(ascii: "]"), UInt8(ascii: "}"):
+                    flow = max(0, flow - 1)
+                default:
+                    continue
+                }
+                if byte == UInt8(ascii: "#") { break }
+            }
+        }
+        return nil
     }
 
     static func syntaxIssue(_ error: YamlError, file: String) -> PlaybookIssue {
@@ -79,6 +145,14 @@ public enum PlaybookParser {
     ]
 
     static let stepKeys = ["name", "hosts", "when", "notify", "become", "tags"]
+}
+
+/// The ranges of a playbook's numbers (docs/playbooks.md).
+public enum PlaybookLimits {
+    /// A command's or wait_for's timeout: one second to one day.
+    public static let timeoutSeconds = 1...86_400
+    /// package's cache_valid_time: up to a year.
+    public static let cacheValidSeconds = 0...31_536_000
 }
 
 /// What a YAML node is, in the words used by messages.
@@ -157,6 +231,15 @@ private struct IssueCollector {
             for index in steps.indices where steps[index].become == nil { steps[index].become = true }
         }
 
+        // Step names must be unique too: --start-at, the recap and the JSON report name steps by name.
+        var stepLines: [String: Int] = [:]
+        for step in steps {
+            if let first = stepLines[step.name] {
+                issues.append(PlaybookIssue("two steps are named '\(step.name)' (lines \(first) and \(step.location.line)); step names must be unique, since --start-at and the recap name steps by name", at: step.location))
+            } else {
+                stepLines[step.name] = step.location.line
+            }
+        }
         // Names must be unique among handlers (notify refers to them) and notify must name one.
         var handlerNames: Set<String> = []
         for handler in handlers {
@@ -292,7 +375,7 @@ private struct IssueCollector {
 
     mutating func int(_ node: Node, what: String) -> Int? {
         if case .scalar(let scalar) = node, let value = Int(scalar.string), value >= 0 { return value }
-        report("\(what) must be a whole number; got \(kindName(node))", at: node)
+        report("\(what) must be a whole number (no quotes, no unit); got \(kindName(node))", at: node)
         return nil
     }
 
@@ -397,9 +480,14 @@ private struct IssueCollector {
         return bool(value, what: "'\(name)' of \(args.typeName)") ?? fallback
     }
 
-    mutating func number(_ name: String, _ args: Arguments) -> Int? {
+    mutating func number(_ name: String, _ args: Arguments, in range: ClosedRange<Int>? = nil, unit: String = "") -> Int? {
         guard let (_, value) = args.values[name] else { return nil }
-        return int(value, what: "'\(name)' of \(args.typeName)")
+        guard let number = int(value, what: "'\(name)' of \(args.typeName)") else { return nil }
+        if let range, !range.contains(number) {
+            report("'\(name)' of \(args.typeName) must be between \(range.lowerBound) and \(range.upperBound)\(unit); got \(number)", at: value)
+            return nil
+        }
+        return number
     }
 
     mutating func choice<E: RawRepresentable & CaseIterable>(_ name: String, _ args: Arguments) -> E? where E.RawValue == String {
@@ -441,7 +529,7 @@ private struct IssueCollector {
             missing("name", args)
         }
         let state: PresenceState = choice("state", args) ?? .present
-        return .package(PackageArguments(names: names, state: state, cacheValidTime: number("cache_valid_time", args)))
+        return .package(PackageArguments(names: names, state: state, cacheValidTime: number("cache_valid_time", args, in: PlaybookLimits.cacheValidSeconds, unit: " seconds")))
     }
 
     mutating func file(_ args: inout Arguments) -> StepAction? {
@@ -533,7 +621,7 @@ private struct IssueCollector {
             }
         }
         return .command(CommandArguments(
-            run: run, creates: text("creates", args), unless: text("unless", args), chdir: text("chdir", args), timeout: number("timeout", args),
+            run: run, creates: text("creates", args), unless: text("unless", args), chdir: text("chdir", args), timeout: number("timeout", args, in: PlaybookLimits.timeoutSeconds, unit: " seconds"),
             user: text("user", args), env: env))
     }
 
@@ -572,6 +660,6 @@ private struct IssueCollector {
         if let port, !(1...65535).contains(port), let (_, value) = args.values["port"] {
             report("'port' of wait_for must be between 1 and 65535; got \(port)", at: value)
         }
-        return .waitFor(WaitForArguments(port: port, host: text("host", args), url: url, timeout: number("timeout", args) ?? 60))
+        return .waitFor(WaitForArguments(port: port, host: text("host", args), url: url, timeout: number("timeout", args, in: PlaybookLimits.timeoutSeconds, unit: " seconds") ?? 60))
     }
 }

@@ -16,11 +16,18 @@ struct PrivateKeyFile {
 
     init(path: String) throws(SSHError.Kind) {
         self.path = path
-        guard FileManager.default.fileExists(atPath: path) else {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
             throw .localFile(path: path, reason: "no such key file; check `key` in the inventory or make one with ssh-keygen -t ed25519")
         }
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-            throw .localFile(path: path, reason: "the key file cannot be read (permissions?)")
+        if isDirectory.boolValue {
+            throw .localFile(path: path, reason: "is a folder, not a private key file; set `key` in the inventory to the key file itself (e.g. ~/.ssh/id_ed25519)")
+        }
+        guard access(path, R_OK) == 0, let data = FileManager.default.contents(atPath: path) else {
+            throw .localFile(path: path, reason: "the key file cannot be read by this user (permissions?); check its owner and mode (chmod 600)")
+        }
+        guard !data.contains(0), let text = String(validating: data, as: UTF8.self) else {
+            throw .localFile(path: path, reason: "is not a private key (binary data); set `key` in the inventory to an OpenSSH private key file such as ~/.ssh/id_ed25519")
         }
         format = Self.format(of: text)
     }

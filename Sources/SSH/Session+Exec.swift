@@ -18,9 +18,9 @@ extension Session {
         try reopenIfBroken()
         guard let raw = rawSession else { throw error(operation, .sessionClosed) }
         let start = ContinuousClock.now
-        commandTimeout = command.timeout
+        commandTimeout = command.timeout.map(Session.clamped)
         // The host enforces the timeout (`timeout -k 5`); this one only catches a host that hangs.
-        let deadline = command.timeout.map { start + $0 + .seconds(10) }
+        let deadline = commandTimeout.map { start + $0 + .seconds(10) }
         let stdin = command.stdin
         // The password travels only as an answer to sudo's prompt: see SudoPasswordExchange.
         var exchange: SudoPasswordExchange?

@@ -50,7 +50,12 @@ final class Session: @unchecked Sendable {
             throw self.error(.hostKey, .localFile(path: error.path, reason: error.reason))
         }
         knownHostsWarnings = knownHosts.warnings
-        socket = try connectSocket()
+        let start = ContinuousClock.now
+        // connect_timeout bounds the whole connection: TCP, handshake and authentication (a
+        // listener that accepts and never speaks is given up on at that limit, not later).
+        let connectTimeout = Self.clamped(options.connectTimeout)
+        let connectDeadline = start + connectTimeout
+        socket = try connectSocket(deadline: connectDeadline)
         guard let session = labctl_session_init() else {
             throw error(.handshake, .protocolError(code: -1, message: "libssh2 could not allocate a session"))
         }
@@ -61,7 +66,10 @@ final class Session: @unchecked Sendable {
         // libssh2 drops the names it does not know; it fails only if none is left, and then its
         // own order is all there is.
         _ = libssh2_session_method_pref(session, LIBSSH2_METHOD_HOSTKEY, algorithms)
-        let deadline = ContinuousClock.now + options.handshakeTimeout
+        let handshakeTimeout = Self.clamped(options.handshakeTimeout)
+        let handshakeDeadline = ContinuousClock.now + handshakeTimeout
+        let deadline = min(connectDeadline, handshakeDeadline)
+        handshakeBudget = connectDeadline <= handshakeDeadline ? connectTimeout : handshakeTimeout
         let rc = try retry(.handshake, deadline: deadline) { libssh2_session_handshake(session, self.socket) }
         guard rc == 0 else { throw libssh2Error(.handshake, rc) }
         try verifyHostKey(session, knownHosts: knownHosts)
@@ -71,7 +79,7 @@ final class Session: @unchecked Sendable {
         }
     }
 
-    private func connectSocket() throws(SSHError) -> Int32 {
+    private func connectSocket(deadline: ContinuousClock.Instant) throws(SSHError) -> Int32 {
         var hints = addrinfo()
         hints.ai_family = AF_UNSPEC
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
@@ -81,7 +89,6 @@ final class Session: @unchecked Sendable {
             throw error(.connect, .nameNotResolved(String(cString: gai_strerror(gai))))
         }
         defer { freeaddrinfo(list) }
-        let deadline = ContinuousClock.now + options.connectTimeout
         var lastError: SSHError = error(.connect, .unreachable("no address to try"))
         var candidate: UnsafeMutablePointer<addrinfo>? = first
         while let info = candidate {
@@ -98,7 +105,7 @@ final class Session: @unchecked Sendable {
                 let ready = poll(&pfd, 1, Self.milliseconds(until: deadline))
                 if ready == 0 {
                     Glibc.close(fd)
-                    throw error(.connect, .timeout(options.connectTimeout))
+                    throw error(.connect, .timeout(Self.clamped(options.connectTimeout)))
                 }
                 var soError: Int32 = 0
                 var length = socklen_t(MemoryLayout<Int32>.size)
@@ -162,7 +169,14 @@ final class Session: @unchecked Sendable {
             switch credential {
             case .keyFile(let path, let passphrase):
                 let keyFile: PrivateKeyFile
-                do { keyFile = try PrivateKeyFile(path: path) } catch { throw self.error(.authenticate, error) }
+                do {
+                    keyFile = try PrivateKeyFile(path: path)
+                } catch {
+                    // A key that cannot be used does not stop a password or agent given too.
+                    guard options.credentials.count > 1 else { throw self.error(.authenticate, error) }
+                    if case .localFile(let path, let reason) = error { reasons.append("\(path): \(reason)") }
+                    continue
+                }
                 if keyFile.isEncrypted && passphrase == nil {
                     reasons.append("\(path) is protected by a passphrase and none was given (set LABCTL_KEY_PASSPHRASE or run in a terminal to be asked)")
                     continue
@@ -243,7 +257,7 @@ final class Session: @unchecked Sendable {
     // MARK: Keepalives
 
     private func startKeepalives(_ session: OpaquePointer, interval: Duration) {
-        let seconds = max(2, Int(interval.components.seconds))
+        let seconds = min(max(2, Int(Self.clamped(interval).components.seconds)), 86_400)
         // want_reply=0: libssh2 1.10 lets replies pile up otherwise.
         libssh2_keepalive_config(session, 0, UInt32(seconds))
         let timer = DispatchSource.makeTimerSource(queue: queue)
@@ -310,18 +324,29 @@ final class Session: @unchecked Sendable {
 
     /// The limit reported in a timeout error: the one the caller set for this kind of call.
     var commandTimeout: Duration?
+    /// The limit that bounds the handshake and authentication: what is left of the connect
+    /// timeout, or the handshake timeout when that is shorter. Named as the configured value.
+    private var handshakeBudget: Duration?
     private func timeoutBudget(for operation: SSHError.Operation) -> Duration {
         switch operation {
-        case .connect: return options.connectTimeout
-        case .handshake, .hostKey, .authenticate: return options.handshakeTimeout
+        case .connect: return Self.clamped(options.connectTimeout)
+        case .handshake, .hostKey, .authenticate: return handshakeBudget ?? Self.clamped(options.handshakeTimeout)
         case .exec, .upload: return commandTimeout ?? .seconds(0)
         }
     }
 
     static func milliseconds(until deadline: ContinuousClock.Instant) -> Int32 {
         let (seconds, attoseconds) = (deadline - .now).components
+        // Past Int32.max ms (24 days) poll waits the longest it can; the multiplication never overflows.
+        guard seconds < Int64(Int32.max) / 1000 else { return Int32.max }
         let ms = seconds * 1000 + attoseconds / 1_000_000_000_000_000
         return Int32(clamping: max(0, ms))
+    }
+
+    /// Any Duration a caller gives, made safe to add to an instant and to print: at least zero,
+    /// at most `Duration.longestWait` (deadlines further away are no different in practice).
+    static func clamped(_ duration: Duration) -> Duration {
+        min(max(duration, .zero), .longestWait)
     }
 
     func libssh2Error(_ operation: SSHError.Operation, _ code: Int32) -> SSHError {
@@ -358,4 +383,10 @@ final class Session: @unchecked Sendable {
             socket = -1
         }
     }
+}
+
+extension Duration {
+    /// The longest wait the SSH module uses (about 68 years): longer Durations are clamped to it,
+    /// so that no deadline or `timeout N` overflows.
+    static let longestWait = Duration.seconds(Int64(Int32.max))
 }

@@ -42,7 +42,9 @@ public enum ShellQuoting {
         case nil: break
         }
         if let timeout = command.timeout {
-            let seconds = max(1, Int((Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18).rounded(.up)))
+            // Whole seconds, rounded up, from 1 to Duration.longestWait's: never a trap, whatever the Duration.
+            let (whole, fraction) = Session.clamped(timeout).components
+            let seconds = max(1, whole + (fraction > 0 ? 1 : 0))
             words += ["timeout", "-k", "5", String(seconds)]
         }
         if words.isEmpty {

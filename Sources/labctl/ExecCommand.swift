@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import LabEngine
 import Rainbow
+import LabSpec
 import SSH
 
 struct Exec: AsyncParsableCommand {
@@ -36,7 +37,9 @@ struct Exec: AsyncParsableCommand {
 
     func validate() throws {
         if command.isEmpty { throw ValidationError("Give the command after `--`, e.g. labctl exec all -- uptime") }
-        if let timeout, timeout <= 0 { throw ValidationError("--timeout must be a positive number of seconds") }
+        if let timeout, !PlaybookLimits.timeoutSeconds.contains(timeout) {
+            throw ValidationError("--timeout must be between 1 and 86400 seconds (one day); got \(timeout)")
+        }
     }
 
     func run() async throws {
@@ -59,7 +62,8 @@ struct Exec: AsyncParsableCommand {
                 rows.append([outcome.host, "FAILED: " + (inventoryOptions.verbose ? error.description : error.summary)])
             } else if let result = outcome.result {
                 let how = result.exitSignal.map { "killed by SIG\($0)" } ?? "exit \(result.exitStatus)"
-                rows.append([outcome.host, (result.succeeded ? "ok, " : "FAILED, ") + how + ", \(result.duration.milliseconds)"])
+                let hint = result.sudoNeedsPassword ? " (\(BecomeHint.text))" : ""
+                rows.append([outcome.host, (result.succeeded ? "ok, " : "FAILED, ") + how + ", \(result.duration.milliseconds)" + hint])
             }
         }
         Terminal.line("")
@@ -67,6 +71,11 @@ struct Exec: AsyncParsableCommand {
             guard row > 0, column == 1 else { return row == 0 ? text.bold : text }
             return text.hasPrefix("ok") ? text.green : text.red.bold
         })
+        // A file of this machine labctl cannot use (known_hosts, a key): bad input, not the host.
+        if results.contains(where: { outcome in
+            if case .localFile? = outcome.error?.kind { return true }
+            return false
+        }) { throw LabctlExit.badInput.error }
         let unreachable = results.contains { outcome in
             guard let error = outcome.error else { return false }
             return [.connect, .handshake, .hostKey, .authenticate].contains(error.operation)

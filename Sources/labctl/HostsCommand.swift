@@ -53,8 +53,8 @@ struct Hosts: AsyncParsableCommand {
                 Terminal.line("\(path): \(remove ? "removed the lab's block" : "wrote \(block.lines.joined(separator: ", "))") (old file kept as \(backup))")
             }
         } catch {
-            Terminal.error("\(path): \(error.localizedDescription)\(getuid() != 0 ? "; writing the hosts file usually needs root (sudo)" : "")")
-            throw ExitCode(1)
+            Terminal.error("\(path): \(OutputPath.reason(error))\(getuid() != 0 ? "; writing the hosts file usually needs root (sudo)" : "")")
+            throw LabctlExit.localMachine.error
         }
     }
 }

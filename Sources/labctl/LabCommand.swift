@@ -247,6 +247,14 @@ struct LabCommand: AsyncParsableCommand {
     /// ArgumentParser adds to validation errors) and fail.
     static func failure(_ error: any Error) -> any Error {
         Terminal.error(String(describing: error))
-        return ExitCode.failure
+        // What the inventory or the command line got wrong is bad input (4); the rest is this
+        // machine failing to run the lab (5).
+        switch error as? LabError {
+        case .invalidName?, .invalidSubnet?, .subnetTooSmall?, .invalidAddress?, .addressOutsideSubnet?, .reservedAddress?,
+            .duplicateAddress?, .duplicateHostName?, .noHosts?, .unknownHost?:
+            return LabctlExit.badInput.error
+        default:
+            return LabctlExit.localMachine.error
+        }
     }
 }

@@ -14,8 +14,13 @@ struct Labctl: AsyncParsableCommand {
               labctl ping               check that every host answers over SSH
               labctl exec all -- uptime run a command on every host
 
-            Exit codes: 0 success, 2 a command or step failed on a host,
-            3 a host was unreachable, 4 bad input (inventory, playbook, arguments).
+            Exit codes (every verb):
+              0    success
+              2    a command, step or check failed on a host
+              3    a host was unreachable (connection, host key or login)
+              4    bad input (inventory, playbook, arguments)
+              5    this machine failed (the local lab, the hosts file)
+              130  interrupted (Ctrl-C)
             """,
         subcommands: [Ping.self, Exec.self, Run.self, Provision.self, Deploy.self, UpCommand.self, Verify.self, Hosts.self, LabCommand.self]
     )

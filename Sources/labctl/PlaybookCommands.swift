@@ -35,7 +35,40 @@ struct PlaybookRunOptions: ParsableArguments {
     var veryVerbose = false
 
     func validate() throws {
-        if forks < 1 { throw ValidationError("--forks must be at least 1") }
+        if !(1...1000).contains(forks) { throw ValidationError("--forks must be between 1 and 1000 hosts at once; got \(forks)") }
+        if let limit, limit.split(separator: ",").allSatisfy({ $0.trimmingCharacters(in: .whitespaces).isEmpty }) {
+            throw ValidationError("--limit is empty; give hosts or roles (a comma list), or leave --limit out to run on every host")
+        }
+        if let tags, tags.split(separator: ",").allSatisfy({ $0.trimmingCharacters(in: .whitespaces).isEmpty }) {
+            throw ValidationError("--tags is empty; give one or more tags (a comma list), or leave --tags out to run every step")
+        }
+        if let startAt, startAt.trimmingCharacters(in: .whitespaces).isEmpty {
+            throw ValidationError("--start-at is empty; give the name of a step")
+        }
+        try OutputPath.validate(json, option: "--json")
+    }
+
+    /// --limit and --tags checked against the inventory and the playbook: a name that matches
+    /// nothing is a typo, not a run that does nothing.
+    func checkSelection(inventory: Inventory, playbook: Playbook, path: String) throws {
+        if let limit {
+            do {
+                _ = try inventory.select(limit)
+            } catch {
+                Terminal.error("--limit: \(error.description)")
+                throw LabctlExit.badInput.error
+            }
+        }
+        if let tags {
+            let wanted = tags.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            let known = Set((playbook.steps + playbook.handlers).flatMap(\.tags))
+            let unknown = wanted.filter { !known.contains($0) }
+            if !unknown.isEmpty {
+                let list = known.isEmpty ? "it has no tags" : "its tags: \(known.sorted().joined(separator: ", "))"
+                Terminal.error("--tags \(unknown.joined(separator: ",")): no step of \(path) has \(unknown.count == 1 ? "this tag" : "these tags"); \(list)")
+                throw LabctlExit.badInput.error
+            }
+        }
     }
 
     func playbookDirectory(for inventory: Inventory) -> String {
@@ -61,13 +94,32 @@ enum PlaybookInvocation {
     ) async throws -> RunReport {
         let directory = options.playbookDirectory(for: inventory)
         var path = name
-        if !name.contains("/") { path = directory + "/" + (name.hasSuffix(".yml") ? name : name + ".yml") }
+        if !name.contains("/") {
+            path = directory + "/" + (name.hasSuffix(".yml") || name.hasSuffix(".yaml") ? name : name + ".yml")
+            if !FileManager.default.fileExists(atPath: path) {
+                let here = [name, name + ".yml"].first { FileManager.default.fileExists(atPath: $0) }
+                    .map { "; ./\($0) exists here: write ./\($0) to run that file" } ?? ""
+                let shipped = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [])
+                    .filter { $0.hasSuffix(".yml") }.map { String($0.dropLast(4)) }.sorted()
+                let known = shipped.isEmpty ? "" : " (playbooks there: \(shipped.joined(separator: ", ")))"
+                Terminal.error("\(name): no playbook of that name in \(directory)\(known)\(here); a path with a '/' (./\(name)) is read as a file")
+                throw LabctlExit.badInput.error
+            }
+        }
         let playbook: Playbook
         do {
             playbook = try PlaybookParser.parse(fileAt: path)
         } catch {
             Terminal.error(error.description)
             throw ExitCode(RunExitCode.badInput.rawValue)
+        }
+        try options.checkSelection(inventory: inventory, playbook: playbook, path: path)
+        if let text = try? String(contentsOfFile: path, encoding: .utf8), text.contains("app.source") {
+            let problems = inventory.localPathProblems()
+            if !problems.isEmpty {
+                Terminal.error(InventoryError(file: inventory.file?.path ?? InventoryLoader.defaultPath, reason: .invalid, problems: problems).description)
+                throw LabctlExit.badInput.error
+            }
         }
         let secrets = connection.secrets(for: inventory)
         let runner = PlaybookRunner(
@@ -95,7 +147,7 @@ enum PlaybookInvocation {
             do {
                 try report.json().write(to: URL(fileURLWithPath: json))
             } catch {
-                Terminal.warning("could not write \(json): \(error.localizedDescription)")
+                Terminal.warning("could not write \(json): \(OutputPath.reason(error))")
             }
         }
         return report
@@ -158,6 +210,7 @@ struct ProgressPrinter: Sendable {
             if verbose { Terminal.line("\(host.cyan): connected in \(String(format: "%.0f ms", seconds * 1000))") }
         case .unreachable(let host, let message):
             Terminal.line("\(host.cyan): " + "UNREACHABLE".red.bold + " \(message)")
+            if BecomeHint.applies(to: message) { Terminal.line("    \(BecomeHint.text)".red) }
         case .stepStarted(let host, let step, _):
             if verbose { Terminal.line("\(host.cyan): … \(step)".dim) }
         case .stepFinished(let host, let result):
@@ -182,6 +235,7 @@ struct ProgressPrinter: Sendable {
         case .failed:
             Terminal.line("\(host.cyan): " + "FAILED".red.bold + "   \(name) (\(seconds))")
             if let message = result.message { Terminal.line("    \(message)".red) }
+            if BecomeHint.applies(to: (result.message ?? "") + (result.output ?? "")) { Terminal.line("    \(BecomeHint.text)".red) }
             if let output = result.output, !output.isEmpty, verbose { Terminal.line(output) }
         case .skipped:
             if verbose { Terminal.line("\(host.cyan): " + "skipped".dim + "  \(name)" + (result.message.map { " (\($0))" } ?? "")) }
@@ -211,6 +265,7 @@ enum Interrupt {
         let task = Task { await body() }
         let source = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
         source.setEventHandler {
+            Interrupt.markInterrupted()
             Terminal.warning(allowForcedExit
                 ? "interrupted: stopping after the commands under way; press Ctrl-C again to quit at once"
                 : "interrupted: putting the lab back as it was first (an app stopped by the drill is started again)")
@@ -252,7 +307,7 @@ struct Run: AsyncParsableCommand {
         let inventory = try inventoryOptions.load()
         let report = try await PlaybookInvocation.run(
             playbook, inventory: inventory, options: runOptions, connection: connection, verbose: inventoryOptions.verbose)
-        if report.exitCode != .ok { throw ExitCode(report.exitCode.rawValue) }
+        try LabctlExit(report.exitCode).exitIfFailed()
     }
 }
 
@@ -270,7 +325,7 @@ extension NamedPlaybookCommand {
         let report = try await PlaybookInvocation.run(
             Self.playbookName, inventory: inventory, options: runOptions, connection: connection,
             verbose: inventoryOptions.verbose)
-        if report.exitCode != .ok { throw ExitCode(report.exitCode.rawValue) }
+        try LabctlExit(report.exitCode).exitIfFailed()
     }
 }
 
@@ -323,8 +378,13 @@ struct UpCommand: AsyncParsableCommand {
     @Flag(help: "Skip verify altogether (provision and deploy only).")
     var noVerify = false
 
+    func validate() throws {
+        if !noVerify { try VerifyRunOptions.check(junit: verifyOptions.junit) }
+    }
+
     func run() async throws {
         let inventory = try inventoryOptions.load()
+        if !noVerify && !runOptions.check { try VerifyInvocation.checkInventory(inventory, inventoryPath: inventoryOptions.inventory) }
         for playbook in ["provision", "deploy"] {
             // --json FILE: one report per playbook, FILE.provision.json and FILE.deploy.json.
             var options = runOptions
@@ -335,15 +395,14 @@ struct UpCommand: AsyncParsableCommand {
             }
             let report = try await PlaybookInvocation.run(
                 playbook, inventory: inventory, options: options, connection: connection, verbose: inventoryOptions.verbose)
-            if report.exitCode != .ok { throw ExitCode(report.exitCode.rawValue) }
+            try LabctlExit(report.exitCode).exitIfFailed()
             Terminal.line("")
         }
         if !noVerify && !runOptions.check {
             Terminal.line("VERIFY".bold)
             let report = try await VerifyInvocation.run(
                 inventory: inventory, failover: !noFailover, options: verifyOptions, connection: connection, json: false)
-            let code = VerifyInvocation.exitCode(report)
-            if code != 0 { throw ExitCode(code) }
+            try VerifyInvocation.exitCode(report).exitIfFailed()
             Terminal.line("")
         }
         if let domain = inventory.domain, let proxy = inventory.proxyHosts.first {

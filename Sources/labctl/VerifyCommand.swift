@@ -16,17 +16,49 @@ struct VerifyRunOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Write the report as JUnit XML to this file (for CI).", valueName: "file"))
     var junit: String?
 
+    /// Fewer requests cannot show that every app server gets a share; more is a load test.
+    static let requestRange = 10...10_000
+    /// Requests per second during the drill: a steady trickle up to what one client sends.
+    static let loadRange = 0.1...1000.0
+
     func validate() throws {
-        if requests < 1 { throw ValidationError("--requests must be at least 1") }
-        if let load, load <= 0 { throw ValidationError("--load must be a positive rate") }
+        if !Self.requestRange.contains(requests) {
+            throw ValidationError("--requests must be between \(Self.requestRange.lowerBound) and \(Self.requestRange.upperBound); got \(requests) (fewer cannot show each app server's share)")
+        }
+        if let load, !(load.isFinite && Self.loadRange.contains(load)) {
+            throw ValidationError("--load must be a rate between 0.1 and 1000 requests per second; got \(load)")
+        }
+        try Self.check(junit: junit)
+    }
+
+    static func check(junit: String?) throws {
+        try OutputPath.validate(junit, option: "--junit")
     }
 }
 
 enum VerifyInvocation {
+    /// What verify needs from the inventory, checked before any host is asked: an `app`
+    /// section, app servers and a proxy. Exits 4 (bad input) naming what is missing.
+    static func checkInventory(_ inventory: Inventory, inventoryPath: String) throws {
+        var missing: [String] = []
+        if inventory.app == nil { missing.append("an `app` section (the app's name, port and source; see docs/inventory.md)") }
+        if inventory.appHosts.isEmpty { missing.append("a host with the role `app`") }
+        if inventory.proxyHosts.isEmpty { missing.append("a host with the role `proxy`") }
+        if inventory.domain == nil { missing.append("a `domain`") }
+        guard missing.isEmpty else {
+            Terminal.error("\(inventoryPath): verify needs \(missing.joined(separator: ", ")); add \(missing.count == 1 ? "it" : "them") to the inventory")
+            throw LabctlExit.badInput.error
+        }
+    }
+
     /// Runs the checks with live progress, prints the table (or JSON), writes JUnit if asked.
     static func run(
         inventory: Inventory, failover: Bool, options: VerifyRunOptions, connection: ConnectionOptions, json: Bool
     ) async throws -> VerifyReport {
+        if options.requests < 2 * inventory.appHosts.count {
+            Terminal.error("--requests \(options.requests) is too few for \(inventory.appHosts.count) app servers; give at least \(2 * inventory.appHosts.count) so each can show its share")
+            throw LabctlExit.badInput.error
+        }
         let secrets = connection.secrets(for: inventory)
         let runner = SSHHostCommandRunner(
             inventory: inventory, options: { InventoryContext.sshOptions($0, inventory, secrets: secrets) },
@@ -63,19 +95,17 @@ enum VerifyInvocation {
             do {
                 try report.junitXML().write(toFile: junit, atomically: true, encoding: .utf8)
             } catch {
-                Terminal.warning("could not write \(junit): \(error.localizedDescription)")
+                Terminal.warning("could not write \(junit): \(OutputPath.reason(error))")
             }
         }
         return report
     }
 
-    /// Verify's exit status in labctl's terms: a failed check is a failure on a host (2).
-    static func exitCode(_ report: VerifyReport) -> Int32 {
-        switch report.exitCode {
-        case 0: return 0
-        case 130: return 130
-        default: return RunExitCode.hostFailed.rawValue
-        }
+    /// Verify's exit status in labctl's terms: a failed check is a failure on a host (2),
+    /// Ctrl-C is 130 (also when the drill it stopped failed a check).
+    static func exitCode(_ report: VerifyReport) -> LabctlExit {
+        if report.interrupted { return .interrupted }
+        return report.exitCode == 0 ? .success : .hostFailed
     }
 }
 
@@ -93,7 +123,8 @@ struct Verify: AsyncParsableCommand {
                  succeed from the others, then it is started again (also on Ctrl-C)
               7. with --load R: R requests per second during the drill; errors, p50/p95/p99
             HTTP goes to the proxy's address with the domain as Host, so it does not depend
-            on your hosts file. Exits 2 if a check failed.
+            on your hosts file. Exits 2 if a check failed, 4 if the inventory has no
+            app, app servers, proxy or domain, 130 on Ctrl-C.
 
             Examples:
               labctl verify
@@ -112,9 +143,9 @@ struct Verify: AsyncParsableCommand {
 
     func run() async throws {
         let inventory = try inventoryOptions.load()
+        try VerifyInvocation.checkInventory(inventory, inventoryPath: inventoryOptions.inventory)
         let report = try await VerifyInvocation.run(
             inventory: inventory, failover: failover, options: verifyOptions, connection: connection, json: json)
-        let code = VerifyInvocation.exitCode(report)
-        if code != 0 { throw ExitCode(code) }
+        try VerifyInvocation.exitCode(report).exitIfFailed()
     }
 }

@@ -146,9 +146,9 @@ let badInventories: [BadInventory] = [
         "expected a JSON object describing the lab, got a list"),
     // The parser stops at the 'o' of "nope": an 'n' could still have begun `null`.
     BadInventory("syntax error points at its line", "{\n  \"name\": \"x\",\n  \"hosts\": [ nope ]\n}",
-        "invalid JSON at line 3, column 15: invalid value"),
+        "invalid JSON at line 3, column 14: expected a value, found a word; strings are written in double quotes (\"...\")"),
     BadInventory("unterminated file", "{\n  \"name\": \"x\",\n  \"hosts\": [\n",
-        "invalid JSON at line 4, column 1: unexpected end of file (an unclosed string, list or object?)"),
+        "invalid JSON at line 4, column 1: unexpected end of file: a list ('[') is not closed with ']'"),
     BadInventory("empty file", "  \n",
         "the file is empty; expected a JSON object describing the lab (see docs/inventory.md)"),
 ]

@@ -102,7 +102,7 @@ import Testing
         ),
         (
             "- name: x\n  hosts: all\n  wait_for:\n    port: eighty\n",
-            ["site.yml:4:11: 'port' of wait_for must be a whole number; got 'eighty'"]
+            ["site.yml:4:11: 'port' of wait_for must be a whole number (no quotes, no unit); got 'eighty'"]
         ),
         (
             "- name: x\n  hosts: all\n  file: { path: /a, content: b, backup: maybe }\n",

@@ -59,7 +59,7 @@ import Testing
     @Test func anUnknownHostIsNamedWithTheHostsThereAre() throws {
         let path = try inventory(#"{ "name": "proxy", "address": "198.18.79.10", "roles": ["proxy"] }"#)
         let result = try labctl(["lab", "ssh", "web9", "--print", "-i", path])
-        #expect(result.status == 1)
+        #expect(result.status == 4)
         #expect(result.stderr.contains("there is no lab host named web9; the hosts are proxy"))
     }
 
