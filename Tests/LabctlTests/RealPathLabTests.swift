@@ -1,0 +1,134 @@
+import Foundation
+import LabEngine
+import TestSupport
+import Testing
+
+/// The course's own path on a local lab, offline: nvm cloned from a git server, Node 16 from a
+/// mirror, both on the lab's bridge (a small "internet" made for the test: a Node mirror built
+/// from PyPI's nodejs-bin wheel, nvm from ../shared/fixtures/nvm.bundle, the stand-in app as a
+/// git repository with history), the app run by a non-root user with that user's Node.
+@Suite(.serialized, .enabled(if: geteuid() == 0, "the local lab needs root"))
+struct RealPathLabTests {
+    static let repository = WeekThreeLabTests.repository
+    static let fixtures = repository.deletingLastPathComponent().appendingPathComponent("shared/fixtures")
+    /// Outside the checkout: CI's clean clones share it, so the wheel is downloaded once.
+    static let wheelCache = "/var/cache/labctl-test/pypi"
+    static let gateway = "198.18.77.1"
+
+    /// The wheel of nodejs-bin 16.15.1 (an official Node build), downloaded from PyPI once.
+    static func nodeWheel() throws -> String? {
+        func cached() -> String? {
+            ((try? FileManager.default.contentsOfDirectory(atPath: wheelCache)) ?? [])
+                .first { $0.hasPrefix("nodejs_bin-16.15.1") && $0.hasSuffix(".whl") }
+                .map { wheelCache + "/" + $0 }
+        }
+        if let wheel = cached() { return wheel }
+        try FileManager.default.createDirectory(atPath: wheelCache, withIntermediateDirectories: true)
+        _ = try runLocal(["pip", "download", "--no-deps", "--only-binary=:all:", "nodejs-bin==16.15.1a4", "-d", wheelCache],
+                         check: false)
+        return cached()
+    }
+
+    func labctl(_ arguments: [String]) throws -> LocalResult {
+        try runLocal([labctlExecutablePath] + arguments + ["--playbooks", Self.repository.appendingPathComponent("playbooks").path],
+                     check: false)
+    }
+
+    func exec(_ inventory: String, _ host: String, _ command: String) throws -> String {
+        let result = try runLocal([labctlExecutablePath, "exec", "-i", inventory, host, "--become", "--", command], check: false)
+        return result.stdout.split(separator: "\n").filter { $0.hasPrefix("\(host) | ") }.map { $0.dropFirst(host.count + 3) }
+            .joined(separator: "\n")
+    }
+
+    @Test func nvmNode16AndTheAppFromGitAsTheCourseDoesIt() async throws {
+        let bundle = Self.fixtures.appendingPathComponent("nvm.bundle").path
+        guard FileManager.default.fileExists(atPath: bundle) else {
+            print("skipped: \(bundle) is absent (a clone outside this workspace)")
+            return
+        }
+        guard let wheel = try Self.nodeWheel() else {
+            print("skipped: the nodejs-bin 16.15.1 wheel could not be downloaded from PyPI into \(Self.wheelCache)")
+            return
+        }
+        let folder = try TemporaryDirectory(prefix: "labctl-realpath")
+        var servers: [pid_t] = []
+        let inventory = folder.file("inventory.json")
+        defer {
+            servers.forEach(stopBackground)
+            _ = try? runLocal([labctlExecutablePath, "lab", "down", "-i", inventory], check: false)
+            folder.remove()
+        }
+
+        // The "internet": a Node mirror, nvm's repository and the app's.
+        let mirror = folder.file("mirror")
+        try runLocal(["python3", Self.repository.appendingPathComponent("scripts/node-mirror-from-wheel.py").path,
+                      wheel, mirror, "16.15.1", "--lts", "Gallium"])
+        let git = folder.file("git")
+        try runLocal(["git", "clone", "-q", "--mirror", bundle, git + "/nvm.git"])
+        let work = folder.file("app-work")
+        try runLocal(["cp", "-r", Self.repository.appendingPathComponent("app/wayshub-standin").path, work])
+        let commit = ["git", "-C", work, "-c", "user.email=t@t", "-c", "user.name=t"]
+        try runLocal(["git", "init", "-q", "-b", "main", work])
+        try runLocal(commit + ["add", "-A"])
+        try runLocal(commit + ["commit", "-q", "-m", "first"])
+        try runLocal(["git", "clone", "-q", "--bare", work, git + "/app.git"])
+
+        try """
+            { "name": "realpath", "domain": "wayshub.test",
+              "defaults": { "key": "id_ed25519" }, "ssh": { "known_hosts": "known_hosts" },
+              "lab": { "subnet": "198.18.77.0/24", "bridge": "labnvm0" },
+              "hosts": [
+                { "name": "proxy", "address": "198.18.77.10", "roles": ["proxy"] },
+                { "name": "app1", "address": "198.18.77.11", "roles": ["app"], "user": "ubuntu", "become": true },
+                { "name": "app2", "address": "198.18.77.12", "roles": ["app"], "user": "ubuntu", "become": true } ],
+              "app": { "user": "ubuntu", "source": { "git": "git://\(Self.gateway)/app.git", "ref": "main" },
+                       "npm_registry": "http://\(Self.gateway):8080/npm/",
+                       "node": { "install": "nvm", "version": "16", "nvm_version": "0.39.7",
+                                 "mirror": "http://\(Self.gateway):8080", "nvm_repo": "git://\(Self.gateway)/nvm.git" } } }
+            """.write(toFile: inventory, atomically: true, encoding: .utf8)
+        let up = try runLocal([labctlExecutablePath, "lab", "up", "-i", inventory], check: false)
+        try #require(up.status == 0, "lab up: \(up.stdout)\(up.stderr)")
+        // The bridge holds the gateway address now: the servers listen there.
+        servers.append(try spawnBackground(
+            ["/usr/bin/env", "python3", "-m", "http.server", "--bind", Self.gateway, "--directory", mirror, "8080"],
+            logPath: folder.file("http.log")))
+        servers.append(try spawnBackground(
+            ["/usr/bin/git", "daemon", "--reuseaddr", "--export-all", "--base-path=\(git)", "--listen=\(Self.gateway)", "--port=9418", git],
+            logPath: folder.file("git.log")))
+        try await Task.sleep(for: .seconds(1))
+
+        let first = try labctl(["up", "-i", inventory, "--json", folder.file("first.json")])
+        try #require(first.status == 0, "labctl up: \(first.stdout)\(first.stderr)")
+        for host in ["app1", "app2"] {
+            #expect(try exec(inventory, host, "/opt/labctl/node-bin/node --version") == "v16.15.1")
+            // The app's process is Node 16 from nvm, run by the app user, who owns that Node.
+            // npm, which the unit starts, is itself a Node process.
+            let process = try exec(inventory, host, #"pid=$(systemctl show -p MainPID --value wayshub); readlink /proc/$pid/exe; ps -o user= -p $pid"#)
+            #expect(process.contains("/opt/labctl/nvm/versions/node/v16.15.1/bin/node"), "\(host): \(process)")
+            #expect(process.hasSuffix("ubuntu"), "\(host): \(process)")
+            #expect(try exec(inventory, host, "stat -c %U /opt/labctl/nvm/versions/node/v16.15.1/bin/node") == "ubuntu")
+        }
+
+        // A second run changes nothing.
+        let again = try labctl(["up", "-i", inventory, "--no-verify", "--json", folder.file("again.json")])
+        #expect(again.status == 0, "\(again.stdout)\(again.stderr)")
+        for playbook in ["provision", "deploy"] {
+            let data = try Data(contentsOf: URL(fileURLWithPath: folder.file("again.\(playbook).json")))
+            let decoder = JSONDecoder()
+            decoder.dateDecodingStrategy = .iso8601
+            #expect(try decoder.decode(RunReport.self, from: data).changedCount == 0, "\(playbook): \(again.stdout)")
+        }
+
+        // A new commit on the app's repository: deploy brings every server to it.
+        let server = Self.repository.appendingPathComponent("app/wayshub-standin/server.js").path
+        let changed = try String(contentsOfFile: server, encoding: .utf8) + "\n// second commit\n"
+        try changed.write(toFile: work + "/server.js", atomically: true, encoding: .utf8)
+        try runLocal(commit + ["commit", "-q", "-am", "second"])
+        try runLocal(["git", "-C", work, "push", "-q", git + "/app.git", "main"])
+        let deploy = try labctl(["deploy", "-i", inventory])
+        #expect(deploy.status == 0, "\(deploy.stdout)\(deploy.stderr)")
+        for host in ["app1", "app2"] {
+            #expect(try exec(inventory, host, "tail -n 1 /opt/wayshub/server.js") == "// second commit", "\(host)")
+        }
+    }
+}
