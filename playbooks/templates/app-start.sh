@@ -1,6 +1,9 @@
 #!/bin/sh
 # Written by labctl (playbooks/templates/app-start.sh): starts the app as the course does.
 # A shell template (its name ends in .sh): labctl writes every value below as one quoted word.
+# The Node this script was written for: when the inventory changes it, the script changes and
+# deploy restarts the app onto the new Node.
+wanted_node={{app.node.install}}-{{app.node.version}}-{{app.node.sha256}}
 PATH=/opt/labctl/node-bin:$PATH
 export PATH
 major=$(node -p 'process.versions.node.split(".")[0]')
