@@ -1,0 +1,235 @@
+import Foundation
+import LabSpec
+import SSH
+import TestSupport
+import Testing
+@testable import LabEngine
+
+/// Runs cut short over real SSH (loopback sshd, a scratch folder per "host"): a change whose
+/// handler never ran because a later step failed, the run was cancelled, or the connection died
+/// must get its handler on the next run, once, with the reason, and the report of the cut run
+/// must show the change.
+@Suite struct InterruptedRunTests {
+    let scratch = Scratch()
+
+    func runner(_ server: TestSSHServer, options: (inout RunOptions) -> Void = { _ in }) -> PlaybookRunner {
+        let facts = HostFacts(name: "app1", address: "127.0.0.1", roles: ["app"], vars: ["root": .string(scratch.file("app1"))])
+        try? FileManager.default.createDirectory(atPath: scratch.file("app1"), withIntermediateDirectories: true)
+        let target = RunTarget(facts: facts, ssh: server.options(), become: nil, context: .forHost(facts, allHosts: [facts], globals: [:]))
+        var runOptions = RunOptions(playbookDirectory: scratch.path, backupDirectory: scratch.file("backups"), stateDirectory: scratch.file("state"))
+        options(&runOptions)
+        return PlaybookRunner(targets: [target], options: runOptions)
+    }
+
+    func playbook(_ yaml: String) throws -> Playbook {
+        try PlaybookParser.parse(yaml: yaml, file: scratch.file("site.yml"))
+    }
+
+    /// The config changes and notifies; `gate` fails until the file `open` exists.
+    static let gated = """
+        steps:
+          - name: config
+            hosts: app
+            file: { path: "{{vars.root}}/site.conf", content: "new\\n" }
+            notify: reload nginx
+          - name: gate
+            hosts: app
+            command: { run: "test -e {{vars.root}}/open && touch {{vars.root}}/passed", creates: "{{vars.root}}/passed" }
+        handlers:
+          - name: reload nginx
+            command: "echo reload >> {{vars.root}}/reloads"
+        """
+
+    var records: [String] {
+        (try? FileManager.default.contentsOfDirectory(atPath: scratch.file("state/pending/site.yml"))) ?? []
+    }
+
+    /// The run after a cut one runs the owed handler once and says why; the one after that is
+    /// a clean no-op in one round trip.
+    func expectRecovery(_ runner: PlaybookRunner, _ book: Playbook) async {
+        let second = await runner.run(book)
+        #expect(second.exitCode == .ok, "\(second.hosts.map { $0.error ?? "" })")
+        let handler = second.hosts[0].steps.first { $0.handler }
+        #expect(handler?.name == "reload nginx")
+        #expect(handler?.status == .changed)
+        #expect(handler?.summary.first == "pending from an earlier run that stopped before its handlers ran")
+        #expect(scratch.read("app1/reloads") == "reload\n")
+        #expect(second.hosts[0].pendingHandlers.isEmpty)
+        #expect(records.isEmpty, "the record is removed once the handler ran")
+
+        let third = await runner.run(book)
+        #expect(third.changedCount == 0)
+        #expect(third.hosts[0].roundTrips == 1, "reading the records rides in the one probe")
+        #expect(scratch.read("app1/reloads") == "reload\n")
+    }
+
+    @Test func aLaterFailingStepLeavesTheHandlerPendingForTheNextRun() async throws {
+        let server = try TestSSHServer()
+        defer { server.stop() }
+        let book = try playbook(Self.gated)
+        let runner = runner(server)
+        let first = await runner.run(book)
+        #expect(first.exitCode == .hostFailed)
+        #expect(first.hosts[0].steps.map(\.status) == [.changed, .failed])
+        #expect(first.hosts[0].pendingHandlers == ["reload nginx"])
+        #expect(Recap.render(first).contains("app1: handlers pending until the next run: reload nginx"))
+        #expect(scratch.read("app1/site.conf") == "new\n")
+        #expect(scratch.read("app1/reloads") == nil)
+        #expect(records.count == 1)
+        let record = try #require(records.first)
+        #expect(record.hasPrefix("reload_nginx-"))
+        #expect(scratch.read("state/pending/site.yml/" + record) == "handler: reload nginx\nnotified by: config\n")
+
+        scratch.write("app1/open", "")
+        await expectRecovery(runner, book)
+    }
+
+    @Test func aFailedChangeOwesNoHandler() async throws {
+        let server = try TestSSHServer()
+        defer { server.stop() }
+        scratch.write("app1/site.conf", "old and good\n")
+        let yaml = """
+            steps:
+              - name: config
+                hosts: app
+                file: { path: "{{vars.root}}/site.conf", content: "broken\\n", validate: "grep -q good %s" }
+                notify: reload nginx
+            handlers:
+              - name: reload nginx
+                command: "echo reload >> {{vars.root}}/reloads"
+            """
+        let report = await runner(server).run(try playbook(yaml))
+        #expect(report.hosts[0].steps.map(\.status) == [.failed])
+        #expect(report.hosts[0].pendingHandlers.isEmpty)
+        #expect(records.isEmpty, "the record written before the change goes with the change that was not made")
+    }
+
+    @Test func aCancelledRunFinishesTheCommandUnderWayReportsItAndOwesTheHandler() async throws {
+        let server = try TestSSHServer()
+        defer { server.stop() }
+        let yaml = """
+            steps:
+              - name: config
+                hosts: app
+                file: { path: "{{vars.root}}/site.conf", content: "new\\n" }
+                notify: reload nginx
+              - name: slow
+                hosts: app
+                command: { run: "sleep 1; touch {{vars.root}}/slow", creates: "{{vars.root}}/slow" }
+              - name: after
+                hosts: app
+                command: { run: "touch {{vars.root}}/after", creates: "{{vars.root}}/after" }
+            handlers:
+              - name: reload nginx
+                command: "echo reload >> {{vars.root}}/reloads"
+            """
+        let book = try playbook(yaml)
+        let runner = runner(server)
+        let events = EventLog()
+        let run = Task { await runner.run(book) { events.append($0) } }
+        while !events.names.contains("started slow") { try await Task.sleep(for: .milliseconds(20)) }
+        run.cancel()
+        let first = await run.value
+        #expect(first.interrupted)
+        #expect(first.hosts[0].status == .cancelled)
+        // The command under way ran to its end and is in the report; nothing after it ran.
+        #expect(first.hosts[0].steps.map(\.name) == ["config", "slow"])
+        #expect(first.hosts[0].steps.map(\.status) == [.changed, .changed])
+        #expect(FileManager.default.fileExists(atPath: scratch.file("app1/slow")))
+        #expect(!FileManager.default.fileExists(atPath: scratch.file("app1/after")))
+        #expect(first.hosts[0].pendingHandlers == ["reload nginx"])
+        let json = try JSONSerialization.jsonObject(with: try first.json()) as? [String: Any]
+        #expect(json?["interrupted"] as? Bool == true)
+        let hosts = json?["hosts"] as? [[String: Any]]
+        let steps = hosts?.first?["steps"] as? [[String: Any]]
+        #expect(steps?.compactMap { $0["status"] as? String } == ["changed", "changed"])
+        #expect(hosts?.first?["pendingHandlers"] as? [String] == ["reload nginx"])
+        #expect(Recap.render(first).hasPrefix("RECAP (interrupted before every host finished)\n"))
+
+        let second = await runner.run(book)
+        #expect(second.hosts[0].steps.map(\.name) == ["config", "slow", "after", "reload nginx"])
+        #expect(second.hosts[0].steps.last?.summary.first == "pending from an earlier run that stopped before its handlers ran")
+        #expect(scratch.read("app1/reloads") == "reload\n")
+        let third = await runner.run(book)
+        #expect(third.changedCount == 0)
+        #expect(third.hosts[0].roundTrips == 1)
+    }
+
+    /// The step's own command kills the SSH connection under it (the session's sshd process,
+    /// its nearest sshd ancestor) after making its change: the runner cannot know how the
+    /// command ended.
+    @Test func aConnectionLostDuringAChangeIsReportedAsMayHaveChanged() async throws {
+        let server = try TestSSHServer()
+        defer { server.stop() }
+        let yaml = """
+            steps:
+              - name: deploy and lose the connection
+                hosts: app
+                command:
+                  run: |
+                    touch {{vars.root}}/deployed
+                    p=$PPID
+                    until grep -q '^sshd' /proc/$p/comm; do p=$(ps -o ppid= -p $p | tr -d ' '); done
+                    kill -9 $p; sleep 5
+                  creates: "{{vars.root}}/deployed"
+                notify: restart app
+            handlers:
+              - name: restart app
+                command: "echo restart >> {{vars.root}}/restarts"
+            """
+        let book = try playbook(yaml)
+        let runner = runner(server)
+        let first = await runner.run(book)
+        #expect(first.exitCode == .hostFailed)
+        let step = try #require(first.hosts[0].steps.first)
+        #expect(step.status == .changed)
+        #expect(step.uncertain)
+        #expect(step.message?.hasPrefix("may have changed: ") == true, "\(step.message ?? "")")
+        #expect(first.hosts[0].pendingHandlers == ["restart app"])
+        #expect(Recap.render(first).contains("app1: deploy and lose the connection may have changed"))
+        #expect(FileManager.default.fileExists(atPath: scratch.file("app1/deployed")))
+
+        let second = await runner.run(book)
+        #expect(second.exitCode == .ok, "\(second.hosts.map { $0.error ?? "" })")
+        #expect(second.hosts[0].steps.map(\.status) == [.ok, .changed])
+        #expect(scratch.read("app1/restarts") == "restart\n")
+    }
+
+    @Test func aFailingHandlerStaysPending() async throws {
+        let server = try TestSSHServer()
+        defer { server.stop() }
+        let yaml = """
+            steps:
+              - name: config
+                hosts: app
+                file: { path: "{{vars.root}}/site.conf", content: "new\\n" }
+                notify: reload nginx
+            handlers:
+              - name: reload nginx
+                command: "test -e {{vars.root}}/nginx-ok && echo reload >> {{vars.root}}/reloads"
+            """
+        let book = try playbook(yaml)
+        let runner = runner(server)
+        let first = await runner.run(book)
+        #expect(first.hosts[0].steps.map(\.status) == [.changed, .failed])
+        #expect(first.hosts[0].pendingHandlers == ["reload nginx"])
+        let second = await runner.run(book)
+        #expect(second.hosts[0].steps.map(\.status) == [.ok, .failed], "tried again, failed again, still owed")
+        #expect(records.count == 1)
+        scratch.write("app1/nginx-ok", "")
+        await expectRecovery(runner, book)
+    }
+
+    @Test func checkModeSaysThePendingHandlerWouldRunAndKeepsIt() async throws {
+        let server = try TestSSHServer()
+        defer { server.stop() }
+        let book = try playbook(Self.gated)
+        let runner = runner(server)
+        _ = await runner.run(book)
+        let check = await self.runner(server, options: { $0.check = true }).run(book)
+        #expect(check.hosts[0].steps.last?.name == "reload nginx")
+        #expect(check.hosts[0].steps.last?.status == .changed)
+        #expect(records.count == 1)
+        #expect(scratch.read("app1/reloads") == nil)
+    }
+}
