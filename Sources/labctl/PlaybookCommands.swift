@@ -34,8 +34,14 @@ struct PlaybookRunOptions: ParsableArguments {
     @Flag(name: .customLong("vv"), help: "Show every output line of every command.")
     var veryVerbose = false
 
+    @Option(help: ArgumentHelp(
+        "Where labctl keeps its state on each host: the handlers a cut run still owes (pending/).",
+        valueName: "dir"))
+    var stateDir = "/var/lib/labctl"
+
     func validate() throws {
         if forks < 1 { throw ValidationError("--forks must be at least 1") }
+        if !stateDir.hasPrefix("/") { throw ValidationError("--state-dir must be an absolute path on the hosts, like /var/lib/labctl") }
     }
 
     func playbookDirectory(for inventory: Inventory) -> String {
@@ -50,7 +56,7 @@ struct PlaybookRunOptions: ParsableArguments {
             playbookDirectory: playbookDirectory, check: check, diff: diff,
             limit: limit.map { $0.split(separator: ",").map(String.init) },
             tags: tags.map { $0.split(separator: ",").map(String.init) } ?? [],
-            startAt: startAt, forks: forks)
+            startAt: startAt, forks: forks, stateDirectory: stateDir)
     }
 }
 
@@ -175,6 +181,9 @@ struct ProgressPrinter: Sendable {
         switch result.status {
         case .ok:
             if verbose { Terminal.line("\(host.cyan): " + "ok".green + "       \(name) (\(seconds))") }
+        case .changed where result.uncertain:
+            Terminal.line("\(host.cyan): " + "changed?".yellow.bold + " \(name) (\(seconds))")
+            if let message = result.message { Terminal.line("    \(message)".yellow) }
         case .changed:
             Terminal.line("\(host.cyan): " + "changed".yellow + "  \(name) (\(seconds))")
             for line in result.summary { Terminal.line("    \(line)".yellow) }
@@ -252,7 +261,7 @@ struct Run: AsyncParsableCommand {
         let inventory = try inventoryOptions.load()
         let report = try await PlaybookInvocation.run(
             playbook, inventory: inventory, options: runOptions, connection: connection, verbose: inventoryOptions.verbose)
-        if report.exitCode != .ok { throw ExitCode(report.exitCode.rawValue) }
+        if report.processExitCode != 0 { throw ExitCode(report.processExitCode) }
     }
 }
 
@@ -270,7 +279,7 @@ extension NamedPlaybookCommand {
         let report = try await PlaybookInvocation.run(
             Self.playbookName, inventory: inventory, options: runOptions, connection: connection,
             verbose: inventoryOptions.verbose)
-        if report.exitCode != .ok { throw ExitCode(report.exitCode.rawValue) }
+        if report.processExitCode != 0 { throw ExitCode(report.processExitCode) }
     }
 }
 
@@ -335,7 +344,7 @@ struct UpCommand: AsyncParsableCommand {
             }
             let report = try await PlaybookInvocation.run(
                 playbook, inventory: inventory, options: options, connection: connection, verbose: inventoryOptions.verbose)
-            if report.exitCode != .ok { throw ExitCode(report.exitCode.rawValue) }
+            if report.processExitCode != 0 { throw ExitCode(report.processExitCode) }
             Terminal.line("")
         }
         if !noVerify && !runOptions.check {
@@ -351,4 +360,9 @@ struct UpCommand: AsyncParsableCommand {
             Terminal.line("To open it in a browser on this computer, map the domain to the proxy: sudo labctl hosts --apply")
         }
     }
+}
+
+extension RunReport {
+    /// What labctl exits with: 130 after Ctrl-C, as every verb does (README), else the run's code.
+    var processExitCode: Int32 { interrupted ? 130 : exitCode.rawValue }
 }

@@ -12,10 +12,12 @@ import Testing
 @Suite struct InterruptedRunTests {
     let scratch = Scratch()
 
-    func runner(_ server: TestSSHServer, options: (inout RunOptions) -> Void = { _ in }) -> PlaybookRunner {
+    func runner(
+        _ server: TestSSHServer, user: String = "root", become: Become? = nil, options: (inout RunOptions) -> Void = { _ in }
+    ) -> PlaybookRunner {
         let facts = HostFacts(name: "app1", address: "127.0.0.1", roles: ["app"], vars: ["root": .string(scratch.file("app1"))])
         try? FileManager.default.createDirectory(atPath: scratch.file("app1"), withIntermediateDirectories: true)
-        let target = RunTarget(facts: facts, ssh: server.options(), become: nil, context: .forHost(facts, allHosts: [facts], globals: [:]))
+        let target = RunTarget(facts: facts, ssh: server.options(user: user), become: become, context: .forHost(facts, allHosts: [facts], globals: [:]))
         var runOptions = RunOptions(playbookDirectory: scratch.path, backupDirectory: scratch.file("backups"), stateDirectory: scratch.file("state"))
         options(&runOptions)
         return PlaybookRunner(targets: [target], options: runOptions)
@@ -231,5 +233,37 @@ import Testing
         #expect(check.hosts[0].steps.last?.status == .changed)
         #expect(records.count == 1)
         #expect(scratch.read("app1/reloads") == nil)
+    }
+
+    /// A login that is not root, with sudo, and steps without `become`: the records still live
+    /// in the state directory only root may write, put there and removed by a command as root
+    /// of their own (the only case that costs round trips).
+    @Test func aLoginUserWithoutBecomeStillRecordsAsRoot() async throws {
+        let user = "lbi" + String(UUID().uuidString.prefix(6)).lowercased()
+        let sudoers = "/etc/sudoers.d/labctl-interrupt-\(user)"
+        defer {
+            try? FileManager.default.removeItem(atPath: sudoers)
+            _ = try? runLocal(["userdel", "-r", user], check: false)
+        }
+        try runLocal(["useradd", "-m", "-s", "/bin/bash", user])
+        try runLocal(["chpasswd"], stdin: "\(user):pw-\(user)\n")
+        try "\(user) ALL=(ALL) NOPASSWD:ALL\n".write(toFile: sudoers, atomically: true, encoding: .utf8)
+        try runLocal(["chmod", "0440", sudoers])
+        let server = try TestSSHServer()
+        defer { server.stop() }
+        _ = await shell("chmod 0755 " + Shell.quote(scratch.path))
+        try FileManager.default.createDirectory(atPath: scratch.file("app1"), withIntermediateDirectories: true)
+        try runLocal(["chown", user, scratch.file("app1")])
+        try FileManager.default.createDirectory(atPath: scratch.file("state"), withIntermediateDirectories: true)
+        _ = await shell("chmod 0755 " + Shell.quote(scratch.file("state")))
+        let book = try playbook(Self.gated)
+        let runner = runner(server, user: user, become: .sudo)
+        let first = await runner.run(book)
+        #expect(first.hosts[0].steps.map(\.status) == [.changed, .failed], "\(first.hosts[0].error ?? "")")
+        #expect(first.hosts[0].pendingHandlers == ["reload nginx"])
+        let record = try #require(records.first)
+        #expect(await shell("stat -c %U " + Shell.quote(scratch.file("state/pending/site.yml/" + record))).stdout == "root\n")
+        try runLocal(["install", "-o", user, "/dev/null", scratch.file("app1/open")])
+        await expectRecovery(runner, book)
     }
 }
