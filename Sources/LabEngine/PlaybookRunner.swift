@@ -590,7 +590,7 @@ struct HostRun {
         // status decides whether the probe runs.
         var script = "echo '\(started)'\n"
         if !records.before.isEmpty { script += "set -e\n" + records.before.joined(separator: "\n") + "\nset +e\n" }
-        script += "(\n\(plan.script))\ns=$?\n"
+        script += TiedToSession.run(plan.script)
         if let line = records.onFailure { script += "[ \"$s\" -eq 0 ] || \(line)\n" }
         if let line = records.onSuccess { script += "[ \"$s\" -ne 0 ] || \(line)\n" }
         script += "printf '\\n\(marker) %s\\n' \"$s\"\n[ \"$s\" -eq 0 ] || exit \"$s\"\n"

@@ -98,4 +98,40 @@ import Testing
         #expect(read("log")?.contains("handlers pending until the next run: reload nginx") == true)
         try expectTheNextRunsRecover()
     }
+
+    /// labctl killed while a step's command runs: the command's processes end too (the
+    /// session's sshd is gone), and what the step would have done after them never happens.
+    @Test func remoteWorkStopsWhenLabctlIsKilled() throws {
+        let root = folder.path
+        let book = folder.file("orphan.yml")
+        try """
+            - name: long install
+              hosts: web1
+              command: "touch \(root)/slow-started; sh -c 'echo $$ > \(root)/sleep.pid; exec sleep 120' || true; touch \(root)/after-sleep"
+            """.write(toFile: book, atomically: true, encoding: .utf8)
+        let pid = try spawnBackground([labctlExecutablePath, "run", "-i", inventoryPath, book, "--state-dir", folder.file("state")], logPath: folder.file("log"))
+        var waited = 0
+        while read("sleep.pid") == nil, waited < 3000 {
+            usleep(10_000)
+            waited += 1
+        }
+        let sleeper = try #require(read("sleep.pid").flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }, "\(read("log") ?? "")")
+        kill(pid, SIGKILL)
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        // Gone, or a zombie nobody has reaped yet: either way it runs no more.
+        func running() -> Bool {
+            guard let stat = try? String(contentsOfFile: "/proc/\(sleeper)/stat", encoding: .utf8) else { return false }
+            return !(stat.split(separator: ")").last?.trimmingCharacters(in: .whitespaces).hasPrefix("Z") ?? false)
+        }
+        waited = 0
+        while running(), waited < 600 {
+            usleep(50_000)
+            waited += 1
+        }
+        #expect(!running(), "the step's sleep outlived labctl")
+        if running() { kill(sleeper, SIGKILL) }
+        usleep(300_000)
+        #expect(!FileManager.default.fileExists(atPath: folder.file("after-sleep")), "the rest of the step ran after labctl was gone")
+    }
 }
