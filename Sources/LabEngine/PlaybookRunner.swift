@@ -52,11 +52,14 @@ public struct RunOptions: Sendable {
     public var backupDirectory: String
     /// labctl's own state on each host: the records of handlers still owed (`pending/`).
     public var stateDirectory: String
+    /// Another run holding a host's lock: nil fails the host at once (naming that run); a
+    /// number of seconds waits that long for it.
+    public var lockWait: Int?
 
     public init(
         playbookDirectory: String, check: Bool = false, diff: Bool = false, limit: [String]? = nil, tags: [String] = [],
         startAt: String? = nil, forks: Int = 50, backupDirectory: String = "/var/backups/labctl",
-        stateDirectory: String = "/var/lib/labctl"
+        stateDirectory: String = "/var/lib/labctl", lockWait: Int? = nil
     ) {
         self.playbookDirectory = playbookDirectory
         self.check = check
@@ -67,6 +70,7 @@ public struct RunOptions: Sendable {
         self.forks = forks
         self.backupDirectory = backupDirectory
         self.stateDirectory = stateDirectory
+        self.lockWait = lockWait
     }
 
     var planOptions: PlanOptions { PlanOptions(diff: diff, backupDirectory: backupDirectory) }
@@ -372,7 +376,7 @@ struct HostRun {
         /// Handlers found pending and not notified again by a change of this run: their
         /// results say why they run.
         var pendingOnly: Set<String> = []
-        /// Whether the records have been looked for (once per run, in the first probe).
+        /// Whether the run's first probe is done: it takes the lock and looks for the records.
         var pendingRead = false
         /// Records to remove once the handlers of this segment have run.
         var toClear: Set<String> = []
@@ -531,6 +535,10 @@ struct HostRun {
         if readsRecords { steps.append((Self.pendingProbeID, records)) }
         if steps.isEmpty { return [:] }
         let script = ProbeScript(steps: steps)
+        // The run's first probe takes the host's lock (see HostLock) before it looks at anything.
+        let lock = readPending ? HostLock(
+            stateDirectory: target.stateDirectory ?? runner.options.stateDirectory, wait: runner.options.lockWait,
+            holder: HostLock.describe(playbook: playbook.file)) : nil
         state.roundTrips += 1
         let started = ContinuousClock.now
         defer { state.probeSeconds += (ContinuousClock.now - started).seconds }
@@ -539,11 +547,17 @@ struct HostRun {
             // The script goes on stdin: one command-line argument is limited to 128 KiB on
             // Linux, and a long playbook's probes could pass that.
             result = try await Self.finishing(
-                RemoteCommand(arguments: ["sh", "-s"], stdin: Array(script.script.utf8), timeout: .seconds(300), become: becomeFor(pending)),
+                RemoteCommand(
+                    arguments: ["sh", "-s"], stdin: Array(((lock?.script ?? "") + script.script).utf8),
+                    timeout: .seconds(300 + (lock?.wait ?? 0)), become: becomeFor(pending)),
                 on: state.session, onLine: nil)
         } catch {
             if Task.isCancelled { throw .cancelled }
             throw .failed("probing the host failed: \(error.summary)")
+        }
+        if let holder = lock?.holderIfBusy(result.stdoutText) {
+            let advice = runner.options.lockWait.map { "nothing was changed after waiting \($0) s for it" } ?? "nothing was changed; run again when it ends, or with --wait"
+            throw .failed("another run holds this host's lock \(lock!.path), \(holder); \(advice)")
         }
         let facts = script.parse(result.stdoutText)
         if facts.count < script.stepIDs.count, !result.succeeded {
@@ -552,8 +566,8 @@ struct HostRun {
             let how = result.exitSignal.map { "was killed by SIG\($0)" } ?? "exited with status \(result.exitStatus)"
             throw .failed("probing the host failed: " + (stderr.isEmpty ? "the shell \(how)" : stderr.split(separator: "\n").suffix(3).joined(separator: " | ")))
         }
+        if readPending { state.pendingRead = true }
         if readsRecords {
-            state.pendingRead = true
             let found = facts[Self.pendingProbeID].map { records.found($0) } ?? []
             state.recorded.formUnion(found)
             state.pendingOnly.formUnion(found.filter { !state.notified.contains($0) })

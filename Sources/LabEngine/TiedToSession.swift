@@ -27,21 +27,7 @@ enum TiedToSession {
             kill "$w" 2>/dev/null
             exit "$s"
             """
-        // The sshd process serving this session: the nearest ancestor whose name starts with
-        // sshd (sshd, or sshd-session since OpenSSH 9.8), above the login shell, sudo and timeout;
-        // found with the shell's own `read`, no helper process per step.
-        let ancestor = """
-            a=$PPID
-            while [ "$a" -gt 1 ] 2>/dev/null; do
-              read -r c </proc/"$a"/comm 2>/dev/null || { a=; break; }
-              case "$c" in sshd*) break;; esac
-              p=
-              while read -r k v; do [ "$k" != PPid: ] || { p=$v; break; }; done </proc/"$a"/status 2>/dev/null
-              a=$p
-            done
-            [ "${a:-0}" -gt 1 ] 2>/dev/null || a=
-            """
-        return ancestor + "\n" + """
+        return ancestor + """
             if [ -n "$a" ] && command -v setsid >/dev/null 2>&1; then
             exec 3<&0
             setsid sh -c \(Shell.quote(watched)) labctl-step "$a" "$$" <&3 &
@@ -56,4 +42,21 @@ enum TiedToSession {
 
             """
     }
+
+    /// Sets `$a` to the sshd process serving this session (empty when there is none): the
+    /// nearest ancestor whose name starts with sshd (sshd, or sshd-session since OpenSSH 9.8),
+    /// above the login shell, sudo and timeout; found with the shell's own `read`, no helper
+    /// process.
+    static let ancestor = """
+        a=$PPID
+        while [ "$a" -gt 1 ] 2>/dev/null; do
+          read -r c </proc/"$a"/comm 2>/dev/null || { a=; break; }
+          case "$c" in sshd*) break;; esac
+          p=
+          while read -r k v; do [ "$k" != PPid: ] || { p=$v; break; }; done </proc/"$a"/status 2>/dev/null
+          a=$p
+        done
+        [ "${a:-0}" -gt 1 ] 2>/dev/null || a=
+
+        """
 }

@@ -34,8 +34,11 @@ struct PlaybookRunOptions: ParsableArguments {
     @Flag(name: .customLong("vv"), help: "Show every output line of every command.")
     var veryVerbose = false
 
+    @Flag(help: "When another labctl run is working on a host, wait for it to end (up to an hour) instead of stopping at once.")
+    var wait = false
+
     @Option(help: ArgumentHelp(
-        "Where labctl keeps its state on each host: the handlers a cut run still owes (pending/).",
+        "Where labctl keeps its state on each host: the lock of the run working on it, the handlers a cut run still owes (pending/).",
         valueName: "dir"))
     var stateDir = "/var/lib/labctl"
 
@@ -56,7 +59,7 @@ struct PlaybookRunOptions: ParsableArguments {
             playbookDirectory: playbookDirectory, check: check, diff: diff,
             limit: limit.map { $0.split(separator: ",").map(String.init) },
             tags: tags.map { $0.split(separator: ",").map(String.init) } ?? [],
-            startAt: startAt, forks: forks, stateDirectory: stateDir)
+            startAt: startAt, forks: forks, stateDirectory: stateDir, lockWait: wait ? 3600 : nil)
     }
 }
 

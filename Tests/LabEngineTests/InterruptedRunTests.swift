@@ -267,3 +267,65 @@ import Testing
         await expectRecovery(runner, book)
     }
 }
+
+/// Two runs at once on one host: the second is refused at once with who holds the host, or
+/// waits for it with a lock wait.
+@Suite struct ConcurrentRunTests {
+    let scratch = Scratch()
+
+    func runner(_ server: TestSSHServer, lockWait: Int? = nil) -> PlaybookRunner {
+        let facts = HostFacts(name: "app1", address: "127.0.0.1", roles: ["app"], vars: ["root": .string(scratch.file("app1"))])
+        try? FileManager.default.createDirectory(atPath: scratch.file("app1"), withIntermediateDirectories: true)
+        let target = RunTarget(facts: facts, ssh: server.options(), become: nil, context: .forHost(facts, allHosts: [facts], globals: [:]))
+        let options = RunOptions(
+            playbookDirectory: scratch.path, backupDirectory: scratch.file("backups"), stateDirectory: scratch.file("state"), lockWait: lockWait)
+        return PlaybookRunner(targets: [target], options: options)
+    }
+
+    @Test func aSecondRunIsRefusedNamingTheFirstOrWaitsForIt() async throws {
+        let server = try TestSSHServer()
+        defer { server.stop() }
+        // The first run's step holds until the file `go` exists.
+        let holding = try PlaybookParser.parse(yaml: """
+            - name: hold
+              hosts: app
+              command: "until [ -e {{vars.root}}/go ]; do sleep 0.1; done; echo first >> {{vars.root}}/order"
+            """, file: scratch.file("deploy.yml"))
+        let other = try PlaybookParser.parse(yaml: """
+            - name: second
+              hosts: app
+              command: "echo second >> {{vars.root}}/order"
+            """, file: scratch.file("site.yml"))
+        let events = EventLog()
+        let firstRunner = runner(server)
+        let first = Task { await firstRunner.run(holding) { events.append($0) } }
+        while !events.names.contains("started hold") { try await Task.sleep(for: .milliseconds(20)) }
+
+        let refused = await runner(server).run(other)
+        #expect(refused.hosts[0].status == .failed)
+        let error = try #require(refused.hosts[0].error)
+        #expect(error.hasPrefix("another run holds this host's lock \(scratch.file("state/lock")), labctl (pid \(getpid()) on "), "\(error)")
+        #expect(error.contains(" running deploy.yml since 20"))
+        #expect(error.hasSuffix("; nothing was changed; run again when it ends, or with --wait"))
+        #expect(refused.hosts[0].steps.isEmpty)
+        #expect(scratch.read("app1/order") == nil)
+
+        let waitingRunner = runner(server, lockWait: 60)
+        let waiting = Task { await waitingRunner.run(other) }
+        // Let the first run go only once the second is seen waiting on the host for the lock.
+        var seen = false
+        for _ in 0..<500 where !seen {
+            seen = await shell("pgrep -f 'flock -w 60 9' >/dev/null").status == 0
+            if !seen { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        #expect(seen, "the second run waits on the host")
+        scratch.write("app1/go", "")
+        #expect(await first.value.exitCode == .ok)
+        let waited = await waiting.value
+        #expect(waited.exitCode == .ok, "\(waited.hosts.map { $0.error ?? "" })")
+        #expect(scratch.read("app1/order") == "first\nsecond\n", "the waiting run ran once the first was done")
+
+        // Back to back, as `labctl up` runs provision then deploy: the lock of a run that ended is free.
+        #expect(await runner(server).run(other).exitCode == .ok)
+    }
+}

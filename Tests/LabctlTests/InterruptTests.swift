@@ -134,4 +134,29 @@ import Testing
         usleep(300_000)
         #expect(!FileManager.default.fileExists(atPath: folder.file("after-sleep")), "the rest of the step ran after labctl was gone")
     }
+
+    /// A second labctl on a host another is working on stops at once and names it; with
+    /// --wait it runs once the first is done.
+    @Test func aSecondRunOnTheSameHostNamesTheFirstOrWaits() throws {
+        let other = folder.file("other.yml")
+        try "- { name: other, hosts: web1, command: \"echo other >> \(folder.path)/other\" }\n".write(toFile: other, atomically: true, encoding: .utf8)
+        let pid = try spawnBackground(arguments, logPath: folder.file("log"))
+        defer {
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        }
+        var waited = 0
+        while !FileManager.default.fileExists(atPath: folder.file("slow-started")), waited < 3000 {
+            usleep(10_000)
+            waited += 1
+        }
+        let second = try runLocal([labctlExecutablePath, "run", "-i", inventoryPath, other, "--state-dir", folder.file("state")], check: false)
+        #expect(second.status == 2)
+        #expect(second.stdout.contains("another run holds this host's lock \(folder.file("state/lock")), labctl (pid \(pid) on "), "\(second.stdout)")
+        #expect(second.stdout.contains("running site.yml since "))
+        #expect(read("other") == nil)
+        let waiting = try runLocal([labctlExecutablePath, "run", "-i", inventoryPath, other, "--state-dir", folder.file("state"), "--wait"], check: false)
+        #expect(waiting.status == 0, "\(waiting.stdout)")
+        #expect(read("other") == "other\n")
+    }
 }
