@@ -478,7 +478,8 @@ struct HostRun {
                 // The commands were sent; they may have run to the end. The records written
                 // first stay on the host, so the handlers still run next time.
                 state.recorded.formUnion(owed)
-                let message = "may have changed: \(outcome.failure ?? "the connection was lost") before its commands were seen to end"
+                let why = "\(outcome.failure ?? "the connection was lost") before its commands were seen to end"
+                let message = plan.changes ? "may have changed: \(why)" : why
                 state.record(result(plan.changes ? .changed : .ok, message: message, plan: plan, uncertain: plan.changes), progress: progress, host: host)
                 throw .failed("\(step.name): \(message)")
             }
@@ -546,11 +547,13 @@ struct HostRun {
         do {
             // The script goes on stdin: one command-line argument is limited to 128 KiB on
             // Linux, and a long playbook's probes could pass that.
-            result = try await Self.finishing(
+            // A probe changes nothing, so unlike an apply it may be cut by Ctrl-C (a wait for
+            // another run's lock can be long).
+            result = try await state.session.run(
                 RemoteCommand(
                     arguments: ["sh", "-s"], stdin: Array(((lock?.script ?? "") + script.script).utf8),
                     timeout: .seconds(300 + (lock?.wait ?? 0)), become: becomeFor(pending)),
-                on: state.session, onLine: nil)
+                onLine: nil)
         } catch {
             if Task.isCancelled { throw .cancelled }
             throw .failed("probing the host failed: \(error.summary)")
