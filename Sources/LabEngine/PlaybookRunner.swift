@@ -595,22 +595,30 @@ struct HostRun {
         var unknown = false
     }
 
+    /// The command that applies a plan, before any re-probe. The first line says the command is
+    /// running on the host (sudo let it in): from then on, not seeing the end means not knowing
+    /// what was changed. The records come next and on their own: `set -e` stops the command
+    /// before any change when one cannot be written. The plan runs apart (TiedToSession) so its
+    /// `set -e` and EXIT trap stay its own; its status decides what happens to the records and
+    /// whether the re-probe runs.
+    static func applyScript(_ plan: StepPlan, records: Records, nonce: String) -> String {
+        var script = "echo '@@\(nonce) started'\n"
+        if !records.before.isEmpty { script += "set -e\n" + records.before.joined(separator: "\n") + "\nset +e\n" }
+        script += TiedToSession.run(plan.script)
+        // A status above 128 is a plan killed by a signal (the watcher ending it with its
+        // session, the OOM killer): it may have changed things half-way, so it keeps its records.
+        if let line = records.onFailure { script += "[ \"$s\" -eq 0 ] || [ \"$s\" -gt 128 ] || \(line)\n" }
+        if let line = records.onSuccess { script += "[ \"$s\" -ne 0 ] || \(line)\n" }
+        script += "printf '\\n@@\(nonce) applied %s\\n' \"$s\"\n[ \"$s\" -eq 0 ] || exit \"$s\"\n"
+        return script
+    }
+
     /// Applies one plan and, in the same command, probes `reprobe` when the plan succeeded.
     func apply(_ plan: StepPlan, entry: Entry, records: Records, reprobe: ArraySlice<Entry>, state: inout State) async throws(Stop) -> Outcome {
         let probe = ProbeScript(steps: reprobe.compactMap { entry in entry.operation.map { (entry.id, $0) } })
         let marker = "@@\(probe.nonce) applied"
         let started = "@@\(probe.nonce) started"
-        // The first line says the command is running on the host (sudo let it in): from then
-        // on, not seeing the end means not knowing what was changed. The records come next and
-        // on their own: `set -e` stops the command before any change when one cannot be
-        // written. The plan runs in a subshell so its `set -e` and EXIT trap stay its own; its
-        // status decides whether the probe runs.
-        var script = "echo '\(started)'\n"
-        if !records.before.isEmpty { script += "set -e\n" + records.before.joined(separator: "\n") + "\nset +e\n" }
-        script += TiedToSession.run(plan.script)
-        if let line = records.onFailure { script += "[ \"$s\" -eq 0 ] || \(line)\n" }
-        if let line = records.onSuccess { script += "[ \"$s\" -ne 0 ] || \(line)\n" }
-        script += "printf '\\n\(marker) %s\\n' \"$s\"\n[ \"$s\" -eq 0 ] || exit \"$s\"\n"
+        var script = Self.applyScript(plan, records: records, nonce: probe.nonce)
         // Stdin carries the step's data, so the re-probe rides in the command line: only while
         // it stays well below Linux's 128 KiB limit for one argument.
         let reprobed = !probe.stepIDs.isEmpty && script.utf8.count + probe.script.utf8.count < 100_000
@@ -652,9 +660,9 @@ struct HostRun {
             let stderr = result.stderrText.trimmingCharacters(in: .whitespacesAndNewlines)
             let how = result.exitSignal.map { "was killed by SIG\($0)" } ?? "exited with status \(result.exitStatus)"
             let message = stderr.isEmpty ? "the step's commands \(how)" : stderr.split(separator: "\n").suffix(5).joined(separator: "\n")
-            // Started and never reached its end (killed, the host-side timeout): part of the
-            // change may be made.
-            let cut = ran && split == nil
+            // Started and never reached its end (killed, the host-side timeout), or its plan was
+            // killed by a signal: part of the change may be made.
+            let cut = ran && (split == nil || result.exitStatus > 128 || result.exitSignal != nil)
             return Outcome(failure: cut ? "its commands \(how)" : message, output: trimmedOutput.isEmpty ? nil : trimmedOutput, facts: [:], unknown: cut)
         }
         return Outcome(failure: nil, output: trimmedOutput, facts: probe.parse(String(stdout[split!.upperBound...])), reprobed: reprobed)

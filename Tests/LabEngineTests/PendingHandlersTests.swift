@@ -47,3 +47,51 @@ import Testing
         #expect(reader.found(await probe(reader)) == ["c"])
     }
 }
+
+/// The apply command around a plan, run in a real shell: what becomes of the records when the
+/// plan succeeds, fails, or is killed half-way.
+@Suite struct ApplyScriptTests {
+    let scratch = Scratch()
+
+    func run(_ commands: [String]) async -> (records: [String], stdout: String, status: Int32) {
+        let pending = PendingHandlers(stateDirectory: scratch.path, playbookFile: "site.yml", handlers: ["reload"])
+        let records = HostRun.Records(before: pending.record(["reload"], step: "config"), onFailure: pending.clear(["reload"]))
+        let script = HostRun.applyScript(StepPlan(commands: commands), records: records, nonce: "n0")
+        let result = await shell(script)
+        let found = (try? FileManager.default.contentsOfDirectory(atPath: pending.directory)) ?? []
+        return (found, result.stdout, result.status)
+    }
+
+    @Test func theRecordIsWrittenBeforeThePlanAndKeptWhenItSucceeds() async throws {
+        let pending = PendingHandlers(stateDirectory: scratch.path, playbookFile: "site.yml", handlers: ["reload"])
+        let record = Shell.quote(pending.paths["reload"]!)
+        let result = await run(["test -e \(record)", "echo changed"])
+        #expect(result.status == 0)
+        #expect(result.records.count == 1)
+        #expect(result.stdout == "@@n0 started\nchanged\n\n@@n0 applied 0\n")
+    }
+
+    @Test func aFailedPlanTakesItsRecordAway() async {
+        let result = await run(["false"])
+        #expect(result.status == 1)
+        #expect(result.records.isEmpty)
+        #expect(result.stdout.hasSuffix("@@n0 applied 1\n"))
+    }
+
+    @Test func aPlanKilledHalfWayKeepsTheRecord() async {
+        // The plan's shell dies of a signal (its session gone, the OOM killer): nothing says
+        // the change was not made, so its handler stays owed.
+        let result = await run(["echo half", "sh -c 'kill -9 $PPID'", "echo never"])
+        #expect(result.records.count == 1)
+        #expect(!result.stdout.contains("never"))
+        #expect(result.status == 137)
+    }
+
+    @Test func aRecordThatCannotBeWrittenStopsTheCommandBeforeAnyChange() async {
+        let records = HostRun.Records(before: ["mkdir -p -- /proc/labctl-cannot"], onFailure: nil)
+        let marker = scratch.file("changed")
+        let result = await shell(HostRun.applyScript(StepPlan(commands: ["touch \(Shell.quote(marker))"]), records: records, nonce: "n1"))
+        #expect(result.status != 0)
+        #expect(!FileManager.default.fileExists(atPath: marker))
+    }
+}
