@@ -224,7 +224,7 @@ enum Interrupt {
         let source = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
         source.setEventHandler {
             Terminal.warning(allowForcedExit
-                ? "interrupted: stopping after the commands under way; press Ctrl-C again to quit at once"
+                ? "interrupted: stopping after the commands under way; press Ctrl-C again to quit at once (what they still run on the hosts is stopped then, and the handlers they owe run on the next run)"
                 : "interrupted: putting the lab back as it was first (an app stopped by the drill is started again)")
             task.cancel()
             source.setEventHandler {
