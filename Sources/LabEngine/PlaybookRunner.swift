@@ -17,14 +17,18 @@ public struct RunTarget: Sendable {
     /// How to become root for steps with `become: true`; nil when the login user is root.
     public var become: Become?
     public var context: TemplateContext
+    /// This host's own state directory instead of the run's `stateDirectory`: for several
+    /// "hosts" that are one machine (tests), whose records must not meet.
+    public var stateDirectory: String?
 
     public var name: String { facts.name }
 
-    public init(facts: HostFacts, ssh: SSHOptions, become: Become?, context: TemplateContext) {
+    public init(facts: HostFacts, ssh: SSHOptions, become: Become?, context: TemplateContext, stateDirectory: String? = nil) {
         self.facts = facts
         self.ssh = ssh
         self.become = become
         self.context = context
+        self.stateDirectory = stateDirectory
     }
 }
 
@@ -46,10 +50,16 @@ public struct RunOptions: Sendable {
     /// Hosts worked on at once.
     public var forks: Int
     public var backupDirectory: String
+    /// labctl's own state on each host: the records of handlers still owed (`pending/`).
+    public var stateDirectory: String
+    /// Another run holding a host's lock: nil fails the host at once (naming that run); a
+    /// number of seconds waits that long for it.
+    public var lockWait: Int?
 
     public init(
         playbookDirectory: String, check: Bool = false, diff: Bool = false, limit: [String]? = nil, tags: [String] = [],
-        startAt: String? = nil, forks: Int = 50, backupDirectory: String = "/var/backups/labctl"
+        startAt: String? = nil, forks: Int = 50, backupDirectory: String = "/var/backups/labctl",
+        stateDirectory: String = "/var/lib/labctl", lockWait: Int? = nil
     ) {
         self.playbookDirectory = playbookDirectory
         self.check = check
@@ -59,6 +69,8 @@ public struct RunOptions: Sendable {
         self.startAt = startAt
         self.forks = forks
         self.backupDirectory = backupDirectory
+        self.stateDirectory = stateDirectory
+        self.lockWait = lockWait
     }
 
     var planOptions: PlanOptions { PlanOptions(diff: diff, backupDirectory: backupDirectory) }
@@ -181,7 +193,8 @@ public struct PlaybookRunner: Sendable {
         let ordered = hosts.map { reports[$0.name] ?? HostReport(host: $0.name, status: .cancelled, error: "interrupted") }
         return RunReport(
             playbook: playbook.file, check: options.check, startedAt: started,
-            seconds: (ContinuousClock.now - clock).seconds, hosts: ordered)
+            seconds: (ContinuousClock.now - clock).seconds, hosts: ordered,
+            interrupted: Task.isCancelled || ordered.contains { $0.status == .cancelled })
     }
 }
 
@@ -199,6 +212,13 @@ struct HostRun {
     let playbook: Playbook
     let steps: [PlaybookStep]
     let progress: @Sendable (RunEvent) -> Void
+
+    var pendingRecords: PendingHandlers {
+        PendingHandlers(stateDirectory: target.stateDirectory ?? runner.options.stateDirectory, playbookFile: playbook.file, handlers: playbook.handlers.map(\.name))
+    }
+
+    /// The probe id of the pending-handler records: no step has it.
+    static let pendingProbeID = -1
 
     /// A step compiled for this host.
     struct Entry {
@@ -269,7 +289,8 @@ struct HostRun {
         await session.close()
         return HostReport(
             host: host, status: status, error: failure, steps: state.results, connectSeconds: connectSeconds,
-            roundTrips: state.roundTrips, probeSeconds: state.probeSeconds, seconds: (ContinuousClock.now - start).seconds)
+            roundTrips: state.roundTrips, probeSeconds: state.probeSeconds, seconds: (ContinuousClock.now - start).seconds,
+            pendingHandlers: playbook.handlers.map(\.name).filter(state.recorded.contains))
     }
 
     /// The handlers notified since they last ran, once each, in the order the playbook lists them.
@@ -285,6 +306,55 @@ struct HostRun {
             entries.append(Entry(id: entries.count, step: handler, handler: true, operation: try compile(handler, state: &state, handler: true)))
         }
         try await execute(entries, state: &state)
+        try await clearLeftRecords(state: &state)
+    }
+
+    /// Records whose handler is done without a command of its own that could remove them (it
+    /// found nothing to do, its condition was false, or it runs as a login user who cannot
+    /// write the state directory): removed together, as root, in one more command.
+    func clearLeftRecords(state: inout State) async throws(Stop) {
+        guard !runner.options.check, let line = pendingRecords.clear(state.toClear.sorted()) else { return }
+        let handlers = state.toClear
+        state.toClear = []
+        let result = try await runRecordCommand(line, state: &state)
+        guard result.succeeded else {
+            throw .failed("the records of handlers that ran could not be removed from \(pendingRecords.directory): \(Self.lastLines(result.stderrText, 3))")
+        }
+        state.recorded.subtract(handlers)
+    }
+
+    /// A command on the pending records as root, for when the step's own command does not run as root.
+    func runRecordCommand(_ script: String, state: inout State) async throws(Stop) -> CommandResult {
+        state.roundTrips += 1
+        do {
+            return try await Self.finishing(
+                RemoteCommand(arguments: ["sh", "-c", "set -e\n" + script], timeout: .seconds(60), become: target.become), on: state.session, onLine: nil)
+        } catch {
+            throw .failed("recording pending handlers in \(pendingRecords.directory) failed: \(error.summary)")
+        }
+    }
+
+    static func lastLines(_ text: String, _ count: Int) -> String {
+        let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        return trimmed.isEmpty ? "no error output" : trimmed.split(separator: "\n").suffix(count).joined(separator: " | ")
+    }
+
+    /// Runs a command to its end even when the run is cancelled: the first Ctrl-C stops the run
+    /// after the commands under way (a command cut half-way is a change whose outcome nobody
+    /// knows, and libssh2 1.10 cannot stop the remote side anyway). Only the command's own
+    /// timeout, or the connection going away, ends it early.
+    static func finishing(
+        _ command: RemoteCommand, on session: any HostSession, onLine: (@Sendable (OutputLine) -> Void)?
+    ) async throws(SSHError) -> CommandResult {
+        // An unstructured task does not inherit the caller's cancellation.
+        let task = Task { () async -> Result<CommandResult, SSHError> in
+            do throws(SSHError) {
+                return .success(try await session.run(command, onLine: onLine))
+            } catch {
+                return .failure(error)
+            }
+        }
+        return try await task.value.get()
     }
 
     func compile(_ step: PlaybookStep, state: inout State, handler: Bool = false) throws(Stop) -> any StepOperation {
@@ -301,6 +371,15 @@ struct HostRun {
         var session: any HostSession
         var results: [StepResult] = []
         var notified: Set<String> = []
+        /// Handlers whose record is on the host now (found by the probe or written this run).
+        var recorded: Set<String> = []
+        /// Handlers found pending and not notified again by a change of this run: their
+        /// results say why they run.
+        var pendingOnly: Set<String> = []
+        /// Whether the run's first probe is done: it takes the lock and looks for the records.
+        var pendingRead = false
+        /// Records to remove once the handlers of this segment have run.
+        var toClear: Set<String> = []
         var roundTrips = 0
         var probeSeconds = 0.0
 
@@ -316,20 +395,23 @@ struct HostRun {
     func execute(_ entries: [Entry], state: inout State) async throws(Stop) {
         guard !entries.isEmpty else { return }
         var pending = entries[...]
-        var facts = try await probe(pending, state: &state)
+        var facts = try await probe(pending, state: &state, readPending: !state.pendingRead && !(entries.first?.handler ?? true))
         var wouldChange = false
         while let entry = pending.first {
             if Task.isCancelled { throw .cancelled }
             pending = pending.dropFirst()
             let clock = ContinuousClock.now
             let step = entry.step
-            func result(_ status: StepStatus, message: String? = nil, plan: StepPlan? = nil, output: String? = nil) -> StepResult {
+            // A handler that runs only because an earlier run left its record says so.
+            let reason = entry.handler && state.pendingOnly.contains(step.name) ? [Self.pendingReason] : []
+            func result(_ status: StepStatus, message: String? = nil, plan: StepPlan? = nil, output: String? = nil, uncertain: Bool = false) -> StepResult {
                 StepResult(
                     name: step.name, type: step.action.typeName, status: status, handler: entry.handler,
-                    seconds: (ContinuousClock.now - clock).seconds, message: message, summary: plan?.summary ?? [],
-                    diff: plan?.diff.flatMap { $0.isEmpty ? nil : $0 }, output: output)
+                    seconds: (ContinuousClock.now - clock).seconds, message: message, summary: reason + (plan?.summary ?? []),
+                    diff: plan?.diff.flatMap { $0.isEmpty ? nil : $0 }, output: output, uncertain: uncertain)
             }
             guard let operation = entry.operation else {
+                if entry.handler, state.recorded.contains(step.name) { state.toClear.insert(step.name) }
                 state.record(result(.skipped, message: entry.skip), progress: progress, host: host)
                 continue
             }
@@ -351,6 +433,7 @@ struct HostRun {
                 throw .failed("\(step.name): \(error.message)")
             }
             if plan.isEmpty {
+                if entry.handler, state.recorded.contains(step.name) { state.toClear.insert(step.name) }
                 state.record(result(.ok), progress: progress, host: host)
                 continue
             }
@@ -358,34 +441,105 @@ struct HostRun {
                 // Later steps are planned on facts from before this change, as Ansible's check mode does.
                 wouldChange = wouldChange || plan.changes
                 state.record(result(plan.changes ? .changed : .ok, plan: plan), progress: progress, host: host)
-                if plan.changes { state.notified.formUnion(step.notify.map(\.value)) }
+                if plan.changes { notify(step, state: &state) }
                 continue
             }
             progress(.stepStarted(host: host, step: step.name, handler: entry.handler))
+            // The records of the handlers this change will owe, written before it is made.
+            let owed = plan.changes && !entry.handler ? notifiedHandlers(step).filter { !state.recorded.contains($0) } : []
+            let asRoot = becomeFor(step) != nil || target.become == nil
+            var records = Records()
+            if asRoot {
+                records.before = recordLines(owed, step: step)
+                // A change that failed is not made (files are replaced atomically; a failed
+                // command is not a change), so what it would have owed is not owed.
+                records.onFailure = self.pendingRecords.clear(owed)
+                if entry.handler, state.recorded.contains(step.name) { records.onSuccess = self.pendingRecords.clear([step.name]) }
+            } else {
+                // The login user cannot write the state directory: one command as root first.
+                if !owed.isEmpty {
+                    let written = try await runRecordCommand(recordLines(owed, step: step).joined(separator: "\n"), state: &state)
+                    guard written.succeeded else {
+                        let message = "could not record its handlers in \(self.pendingRecords.directory) before changing anything: \(Self.lastLines(written.stderrText, 3))"
+                        state.record(result(.failed, message: message), progress: progress, host: host)
+                        throw .failed("\(step.name): \(message)")
+                    }
+                    state.recorded.formUnion(owed)
+                }
+                if entry.handler, state.recorded.contains(step.name) { records.clearLater = true }
+            }
             // The steps after a change are looked at again in the same command, unless they
             // need root and this step does not (root sees at least as much, so the other way
             // round is fine).
             let reprobeBecome = becomeFor(pending)
             let combine = plan.changes && (reprobeBecome == nil || reprobeBecome == becomeFor(step))
-            let outcome = try await apply(plan, entry: entry, reprobe: combine ? pending : [], state: &state)
+            let outcome = try await apply(plan, entry: entry, records: records, reprobe: combine ? pending : [], state: &state)
+            if outcome.unknown {
+                // The commands were sent; they may have run to the end. The records written
+                // first stay on the host, so the handlers still run next time.
+                state.recorded.formUnion(owed)
+                let why = "\(outcome.failure ?? "the connection was lost") before its commands were seen to end"
+                let message = plan.changes ? "may have changed: \(why)" : why
+                state.record(result(plan.changes ? .changed : .ok, message: message, plan: plan, uncertain: plan.changes), progress: progress, host: host)
+                throw .failed("\(step.name): \(message)")
+            }
             if let failure = outcome.failure {
                 state.record(result(.failed, message: failure, plan: plan, output: outcome.output), progress: progress, host: host)
                 throw .failed("\(step.name): \(failure)")
+            }
+            state.recorded.formUnion(owed)
+            if entry.handler, state.recorded.contains(step.name) {
+                if records.clearLater { state.toClear.insert(step.name) } else { state.recorded.remove(step.name) }
             }
             state.record(
                 result(plan.changes ? .changed : .ok, plan: plan, output: plan.capturesOutput ? outcome.output : nil),
                 progress: progress, host: host)
             if plan.changes {
-                state.notified.formUnion(step.notify.map(\.value))
+                notify(step, state: &state)
                 facts = outcome.reprobed ? outcome.facts : try await probe(pending, state: &state)
             }
         }
     }
 
-    func probe(_ pending: ArraySlice<Entry>, state: inout State) async throws(Stop) -> [Int: Facts] {
-        let steps = pending.compactMap { entry in entry.operation.map { (entry.id, $0) } }
+    static let pendingReason = "pending from an earlier run that stopped before its handlers ran"
+
+    /// The handlers a step names that the playbook has (the parser refuses others; a handler
+    /// never notifies).
+    func notifiedHandlers(_ step: PlaybookStep) -> [String] {
+        let names = Set(step.notify.map(\.value))
+        return playbook.handlers.map(\.name).filter(names.contains)
+    }
+
+    func notify(_ step: PlaybookStep, state: inout State) {
+        let names = step.notify.map(\.value)
+        state.notified.formUnion(names)
+        state.pendingOnly.subtract(names)
+    }
+
+    func recordLines(_ handlers: [String], step: PlaybookStep) -> [String] {
+        pendingRecords.record(handlers, step: step.name)
+    }
+
+    /// Shell lines on the pending records that ride in a step's own command.
+    struct Records {
+        var before: [String] = []
+        var onFailure: String?
+        var onSuccess: String?
+        /// The handler's record is removed after the handlers, as root (see clearLeftRecords).
+        var clearLater = false
+    }
+
+    func probe(_ pending: ArraySlice<Entry>, state: inout State, readPending: Bool = false) async throws(Stop) -> [Int: Facts] {
+        var steps: [(id: Int, operation: any StepOperation)] = pending.compactMap { entry in entry.operation.map { (entry.id, $0) } }
+        let records = PendingProbe(pending: pendingRecords, handlers: playbook.handlers.map(\.name))
+        let readsRecords = readPending && !records.handlers.isEmpty
+        if readsRecords { steps.append((Self.pendingProbeID, records)) }
         if steps.isEmpty { return [:] }
         let script = ProbeScript(steps: steps)
+        // The run's first probe takes the host's lock (see HostLock) before it looks at anything.
+        let lock = readPending ? HostLock(
+            stateDirectory: target.stateDirectory ?? runner.options.stateDirectory, wait: runner.options.lockWait,
+            holder: HostLock.describe(playbook: playbook.file)) : nil
         state.roundTrips += 1
         let started = ContinuousClock.now
         defer { state.probeSeconds += (ContinuousClock.now - started).seconds }
@@ -393,11 +547,20 @@ struct HostRun {
         do {
             // The script goes on stdin: one command-line argument is limited to 128 KiB on
             // Linux, and a long playbook's probes could pass that.
+            // A probe changes nothing, so unlike an apply it may be cut by Ctrl-C (a wait for
+            // another run's lock can be long).
             result = try await state.session.run(
-                RemoteCommand(arguments: ["sh", "-s"], stdin: Array(script.script.utf8), timeout: .seconds(300), become: becomeFor(pending)), onLine: nil)
+                RemoteCommand(
+                    arguments: ["sh", "-s"], stdin: Array(((lock?.script ?? "") + script.script).utf8),
+                    timeout: .seconds(300 + (lock?.wait ?? 0)), become: becomeFor(pending)),
+                onLine: nil)
         } catch {
             if Task.isCancelled { throw .cancelled }
             throw .failed("probing the host failed: \(error.summary)")
+        }
+        if let holder = lock?.holderIfBusy(result.stdoutText) {
+            let advice = runner.options.lockWait.map { "nothing was changed after waiting \($0) s for it" } ?? "nothing was changed; run again when it ends, or with --wait"
+            throw .failed("another run holds this host's lock \(lock!.path), \(holder); \(advice)")
         }
         let facts = script.parse(result.stdoutText)
         if facts.count < script.stepIDs.count, !result.succeeded {
@@ -405,6 +568,13 @@ struct HostRun {
             let stderr = result.stderrText.trimmingCharacters(in: .whitespacesAndNewlines)
             let how = result.exitSignal.map { "was killed by SIG\($0)" } ?? "exited with status \(result.exitStatus)"
             throw .failed("probing the host failed: " + (stderr.isEmpty ? "the shell \(how)" : stderr.split(separator: "\n").suffix(3).joined(separator: " | ")))
+        }
+        if readPending { state.pendingRead = true }
+        if readsRecords {
+            let found = facts[Self.pendingProbeID].map { records.found($0) } ?? []
+            state.recorded.formUnion(found)
+            state.pendingOnly.formUnion(found.filter { !state.notified.contains($0) })
+            state.notified.formUnion(found)
         }
         return facts
     }
@@ -420,15 +590,35 @@ struct HostRun {
         var facts: [Int: Facts]
         /// Whether `facts` holds the re-probe of the steps after this one.
         var reprobed = false
+        /// The command was sent and its end was never seen (connection lost, labctl's own
+        /// wait ran out): the change may or may not have been made.
+        var unknown = false
+    }
+
+    /// The command that applies a plan, before any re-probe. The first line says the command is
+    /// running on the host (sudo let it in): from then on, not seeing the end means not knowing
+    /// what was changed. The records come next and on their own: `set -e` stops the command
+    /// before any change when one cannot be written. The plan runs apart (TiedToSession) so its
+    /// `set -e` and EXIT trap stay its own; its status decides what happens to the records and
+    /// whether the re-probe runs.
+    static func applyScript(_ plan: StepPlan, records: Records, nonce: String) -> String {
+        var script = "echo '@@\(nonce) started'\n"
+        if !records.before.isEmpty { script += "set -e\n" + records.before.joined(separator: "\n") + "\nset +e\n" }
+        script += TiedToSession.run(plan.script)
+        // A status above 128 is a plan killed by a signal (the watcher ending it with its
+        // session, the OOM killer): it may have changed things half-way, so it keeps its records.
+        if let line = records.onFailure { script += "[ \"$s\" -eq 0 ] || [ \"$s\" -gt 128 ] || \(line)\n" }
+        if let line = records.onSuccess { script += "[ \"$s\" -ne 0 ] || \(line)\n" }
+        script += "printf '\\n@@\(nonce) applied %s\\n' \"$s\"\n[ \"$s\" -eq 0 ] || exit \"$s\"\n"
+        return script
     }
 
     /// Applies one plan and, in the same command, probes `reprobe` when the plan succeeded.
-    func apply(_ plan: StepPlan, entry: Entry, reprobe: ArraySlice<Entry>, state: inout State) async throws(Stop) -> Outcome {
+    func apply(_ plan: StepPlan, entry: Entry, records: Records, reprobe: ArraySlice<Entry>, state: inout State) async throws(Stop) -> Outcome {
         let probe = ProbeScript(steps: reprobe.compactMap { entry in entry.operation.map { (entry.id, $0) } })
         let marker = "@@\(probe.nonce) applied"
-        // The plan runs in a subshell so its `set -e` and EXIT trap stay its own; its status
-        // decides whether the probe runs.
-        var script = "(\n\(plan.script))\ns=$?\nprintf '\\n\(marker) %s\\n' \"$s\"\n[ \"$s\" -eq 0 ] || exit \"$s\"\n"
+        let started = "@@\(probe.nonce) started"
+        var script = Self.applyScript(plan, records: records, nonce: probe.nonce)
         // Stdin carries the step's data, so the re-probe rides in the command line: only while
         // it stays well below Linux's 128 KiB limit for one argument.
         let reprobed = !probe.stepIDs.isEmpty && script.utf8.count + probe.script.utf8.count < 100_000
@@ -448,18 +638,21 @@ struct HostRun {
         state.roundTrips += 1
         let result: CommandResult
         do {
-            result = try await state.session.run(
+            result = try await Self.finishing(
                 RemoteCommand(arguments: ["sh", "-c", script], stdin: plan.stdin, timeout: timeout, become: becomeFor(entry.step)),
+                on: state.session,
                 onLine: { line in
+                    if line.stream == .stdout, line.text == started { return }
                     // Lines after the marker belong to the re-probe, not to the step.
                     if line.stream == .stdout, line.text.hasPrefix("@@\(nonce)") { pastMarker.set() }
                     if !pastMarker.isSet { progress(.output(host: host, step: step, line: line)) }
                 })
         } catch {
-            if Task.isCancelled { throw .cancelled }
-            return Outcome(failure: error.summary, output: nil, facts: [:])
+            return Outcome(failure: error.summary, output: nil, facts: [:], unknown: error.commandMayHaveRun)
         }
-        let stdout = result.stdoutText
+        var stdout = result.stdoutText
+        let ran = stdout.hasPrefix(started + "\n")
+        if ran { stdout.removeFirst(started.utf8.count + 1) }
         let split = stdout.range(of: "\n\(marker) ")
         let output = split.map { String(stdout[..<$0.lowerBound]) } ?? stdout
         let trimmedOutput = output.trimmingCharacters(in: .newlines)
@@ -467,7 +660,10 @@ struct HostRun {
             let stderr = result.stderrText.trimmingCharacters(in: .whitespacesAndNewlines)
             let how = result.exitSignal.map { "was killed by SIG\($0)" } ?? "exited with status \(result.exitStatus)"
             let message = stderr.isEmpty ? "the step's commands \(how)" : stderr.split(separator: "\n").suffix(5).joined(separator: "\n")
-            return Outcome(failure: message, output: trimmedOutput.isEmpty ? nil : trimmedOutput, facts: [:])
+            // Started and never reached its end (killed, the host-side timeout), or its plan was
+            // killed by a signal: part of the change may be made.
+            let cut = ran && (split == nil || result.exitStatus > 128 || result.exitSignal != nil)
+            return Outcome(failure: cut ? "its commands \(how)" : message, output: trimmedOutput.isEmpty ? nil : trimmedOutput, facts: [:], unknown: cut)
         }
         return Outcome(failure: nil, output: trimmedOutput, facts: probe.parse(String(stdout[split!.upperBound...])), reprobed: reprobed)
     }
@@ -490,4 +686,20 @@ final class Flag: @unchecked Sendable {
     private var value = false
     func set() { lock.withLock { value = true } }
     var isSet: Bool { lock.withLock { value } }
+}
+
+extension SSHError {
+    /// Whether a command that ended in this error may have run on the host. A reconnection that
+    /// failed, or sudo refusing the password (the exchange withholds the command's input until
+    /// the command starts), means it never did; any other error came after it was sent.
+    var commandMayHaveRun: Bool {
+        switch operation {
+        case .connect, .handshake, .hostKey, .authenticate: return false
+        case .exec, .upload: break
+        }
+        switch kind {
+        case .becomePasswordRefused, .becomePromptUnrecognised, .nameNotResolved, .connectionRefused: return false
+        default: return true
+        }
+    }
 }

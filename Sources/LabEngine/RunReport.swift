@@ -17,10 +17,14 @@ public struct StepResult: Sendable, Codable, Hashable {
     public var diff: String?
     /// stdout of a command step (or of a failed step's commands).
     public var output: String?
+    /// The step's commands were sent but how they ended is not known (the connection was lost,
+    /// the wait for them gave up): reported as changed, since the change may have been made,
+    /// and a report that said "not made" could hide a change from whoever reads it.
+    public var uncertain: Bool
 
     public init(
         name: String, type: String, status: StepStatus, handler: Bool = false, seconds: Double = 0, message: String? = nil,
-        summary: [String] = [], diff: String? = nil, output: String? = nil
+        summary: [String] = [], diff: String? = nil, output: String? = nil, uncertain: Bool = false
     ) {
         self.name = name
         self.type = type
@@ -31,6 +35,7 @@ public struct StepResult: Sendable, Codable, Hashable {
         self.summary = summary
         self.diff = diff
         self.output = output
+        self.uncertain = uncertain
     }
 }
 
@@ -58,10 +63,13 @@ public struct HostReport: Sendable, Codable, Hashable {
     /// `seconds` is its planning and applying).
     public var probeSeconds: Double
     public var seconds: Double
+    /// Handlers notified by a change whose record is still on the host (the run stopped before
+    /// they ran, or they failed): the next run of the playbook runs them.
+    public var pendingHandlers: [String]
 
     public init(
         host: String, status: HostStatus, error: String? = nil, steps: [StepResult] = [], connectSeconds: Double = 0,
-        roundTrips: Int = 0, probeSeconds: Double = 0, seconds: Double = 0
+        roundTrips: Int = 0, probeSeconds: Double = 0, seconds: Double = 0, pendingHandlers: [String] = []
     ) {
         self.host = host
         self.status = status
@@ -71,6 +79,7 @@ public struct HostReport: Sendable, Codable, Hashable {
         self.roundTrips = roundTrips
         self.probeSeconds = probeSeconds
         self.seconds = seconds
+        self.pendingHandlers = pendingHandlers
     }
 
     public func count(_ status: StepStatus) -> Int { steps.filter { $0.status == status }.count }
@@ -83,13 +92,16 @@ public struct RunReport: Sendable, Codable, Hashable {
     public var startedAt: Date
     public var seconds: Double
     public var hosts: [HostReport]
+    /// The run was stopped (Ctrl-C, a cancelled task) before every host finished.
+    public var interrupted: Bool
 
-    public init(playbook: String, check: Bool, startedAt: Date, seconds: Double, hosts: [HostReport]) {
+    public init(playbook: String, check: Bool, startedAt: Date, seconds: Double, hosts: [HostReport], interrupted: Bool = false) {
         self.playbook = playbook
         self.check = check
         self.startedAt = startedAt
         self.seconds = seconds
         self.hosts = hosts
+        self.interrupted = interrupted
     }
 
     public var exitCode: RunExitCode {
@@ -132,13 +144,24 @@ public enum Recap {
             ])
         }
         let widths = (0..<5).map { column in rows.map { $0[column].count }.max() ?? 0 }
-        var text = report.check ? "RECAP (check mode: nothing was changed)\n" : "RECAP\n"
+        var text = report.check ? "RECAP (check mode: nothing was changed)" : "RECAP"
+        text += report.interrupted ? " (interrupted before every host finished)\n" : "\n"
         for row in rows {
             let cells = (0..<5).map { column in
                 column == 0 ? row[column].padding(toLength: widths[column], withPad: " ", startingAt: 0)
                     : String(repeating: " ", count: widths[column] - row[column].count) + row[column]
             }
             text += cells.joined(separator: "  ") + "  " + row[5] + "\n"
+        }
+        // What a reader must not miss after a cut run: changes that may be on the host, and
+        // the reloads and restarts still owed to them.
+        for host in report.hosts {
+            for step in host.steps where step.uncertain {
+                text += "\(host.host): \(step.name) may have changed: its commands were sent, how they ended is unknown\n"
+            }
+            if !host.pendingHandlers.isEmpty {
+                text += "\(host.host): handlers pending until the next run: \(host.pendingHandlers.joined(separator: ", "))\n"
+            }
         }
         let timed = report.hosts.flatMap { host in host.steps.map { (host.host, $0) } }
             .filter { $0.1.status != .skipped }

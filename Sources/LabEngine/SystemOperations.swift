@@ -26,7 +26,13 @@ public struct PackageOperation: StepOperation {
             if state == .present {
                 missing += #"; m=1; echo "candidate.\#(index)=$(apt-cache policy "# + q + #" 2>/dev/null | sed -n 's/^ *Candidate: *//p')""#
             }
-            lines.append(#"s=$(dpkg-query -W -f='${Status}' -- "# + q + #" 2>/dev/null); case "$s" in *" installed") echo installed.\#(index)=yes;; *) "# + missing + ";; esac")
+            // Only "ok installed" is present: a package whose install was cut (unpacked,
+            // half-configured, a reinstall required) is on disk but not usable, and is what a
+            // Ctrl-C during apt leaves behind.
+            lines.append(
+                #"s=$(dpkg-query -W -f='${Status}' -- "# + q + #" 2>/dev/null); case "$s" in *" ok installed") echo installed.\#(index)=yes;; "#
+                    + #"*" reinstreq "*|*" half-installed"|*" unpacked"|*" half-configured"|*" triggers-awaited"|*" triggers-pending") echo partial.\#(index)=1; "#
+                    + missing + ";; *) " + missing + ";; esac")
         }
         if state == .present {
             lines.append(#"[ -n "$m" ] || exit 0"#)
@@ -48,10 +54,14 @@ public struct PackageOperation: StepOperation {
     public func plan(_ facts: Facts) throws(StepFailure) -> StepPlan {
         if facts["apt"] == "missing" { throw StepFailure("the host has no apt-get; package steps need a Debian or Ubuntu host") }
         let installed = names.indices.map { facts["installed.\($0)"] == "yes" }
+        let partial = names.indices.filter { facts["partial.\($0)"] == "1" }
+        // dpkg refuses to work on (apt: "dpkg was interrupted") until the cut install is finished.
+        let finish = partial.isEmpty ? [] : ["DEBIAN_FRONTEND=noninteractive dpkg --force-confold --configure -a"]
+        let finishSummary = partial.isEmpty ? [] : ["finish the interrupted install of \(partial.map { names[$0] }.joined(separator: ", "))"]
         if state == .absent {
-            let remove = names.indices.filter { installed[$0] }.map { names[$0] }
+            let remove = names.indices.filter { installed[$0] || partial.contains($0) }.map { names[$0] }
             guard !remove.isEmpty else { return .unchanged }
-            return StepPlan(commands: ["\(Self.apt) remove \(Shell.join(remove))"], summary: ["remove \(remove.joined(separator: ", "))"])
+            return StepPlan(commands: finish + ["\(Self.apt) remove \(Shell.join(remove))"], summary: finishSummary + ["remove \(remove.joined(separator: ", "))"])
         }
         let missing = names.indices.filter { !installed[$0] }
         guard !missing.isEmpty else { return .unchanged }
@@ -70,7 +80,7 @@ public struct PackageOperation: StepOperation {
             // built months ago: 404 on download): then refresh it once and try again.
             commands.append("\(install) || { \(Self.update) && \(install); }")
         }
-        return StepPlan(commands: commands, summary: ["install \(wanted.joined(separator: ", "))"])
+        return StepPlan(commands: finish + commands, summary: finishSummary + ["install \(wanted.joined(separator: ", "))"])
     }
 }
 

@@ -34,6 +34,14 @@ struct PlaybookRunOptions: ParsableArguments {
     @Flag(name: .customLong("vv"), help: "Show every output line of every command.")
     var veryVerbose = false
 
+    @Flag(help: "When another labctl run is working on a host, wait for it to end (up to an hour) instead of stopping at once.")
+    var wait = false
+
+    @Option(help: ArgumentHelp(
+        "Where labctl keeps its state on each host: the lock of the run working on it, the handlers a cut run still owes (pending/).",
+        valueName: "dir"))
+    var stateDir = "/var/lib/labctl"
+
     func validate() throws {
         if !(1...1000).contains(forks) { throw ValidationError("--forks must be between 1 and 1000 hosts at once; got \(forks)") }
         if let limit, limit.split(separator: ",").allSatisfy({ $0.trimmingCharacters(in: .whitespaces).isEmpty }) {
@@ -45,6 +53,7 @@ struct PlaybookRunOptions: ParsableArguments {
         if let startAt, startAt.trimmingCharacters(in: .whitespaces).isEmpty {
             throw ValidationError("--start-at is empty; give the name of a step")
         }
+        if !stateDir.hasPrefix("/") { throw ValidationError("--state-dir must be an absolute path on the hosts, like /var/lib/labctl") }
         try OutputPath.validate(json, option: "--json")
     }
 
@@ -83,7 +92,7 @@ struct PlaybookRunOptions: ParsableArguments {
             playbookDirectory: playbookDirectory, check: check, diff: diff,
             limit: limit.map { $0.split(separator: ",").map(String.init) },
             tags: tags.map { $0.split(separator: ",").map(String.init) } ?? [],
-            startAt: startAt, forks: forks)
+            startAt: startAt, forks: forks, stateDirectory: stateDir, lockWait: wait ? 3600 : nil)
     }
 }
 
@@ -228,6 +237,9 @@ struct ProgressPrinter: Sendable {
         switch result.status {
         case .ok:
             if verbose { Terminal.line("\(host.cyan): " + "ok".green + "       \(name) (\(seconds))") }
+        case .changed where result.uncertain:
+            Terminal.line("\(host.cyan): " + "changed?".yellow.bold + " \(name) (\(seconds))")
+            if let message = result.message { Terminal.line("    \(message)".yellow) }
         case .changed:
             Terminal.line("\(host.cyan): " + "changed".yellow + "  \(name) (\(seconds))")
             for line in result.summary { Terminal.line("    \(line)".yellow) }
@@ -267,7 +279,7 @@ enum Interrupt {
         source.setEventHandler {
             Interrupt.markInterrupted()
             Terminal.warning(allowForcedExit
-                ? "interrupted: stopping after the commands under way; press Ctrl-C again to quit at once"
+                ? "interrupted: stopping after the commands under way; press Ctrl-C again to quit at once (what they still run on the hosts is stopped then, and the handlers they owe run on the next run)"
                 : "interrupted: putting the lab back as it was first (an app stopped by the drill is started again)")
             task.cancel()
             source.setEventHandler {

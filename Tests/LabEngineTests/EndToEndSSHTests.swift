@@ -25,7 +25,9 @@ import Testing
                 context: .forHost($0, allHosts: facts, globals: [
                     "domain": .string("wayshub.lab"), "app": .map(["port": .int(3000), "name": .string("wayshub")]),
                     "origin": .string(scratch.file("origin")), "src": .string(scratch.file("src")),
-                ]))
+                ]),
+                // Each "host" keeps its own pending handlers: they are one machine here.
+                stateDirectory: scratch.file("state/" + $0.name))
         }
         var runOptions = RunOptions(playbookDirectory: scratch.path, backupDirectory: scratch.file("backups"))
         options(&runOptions)

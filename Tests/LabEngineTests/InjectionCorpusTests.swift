@@ -242,7 +242,8 @@ import Testing
                     "src": .string(scratch.file("src")),
                 ])
                 let target = RunTarget(
-                    facts: facts, ssh: server.options(user: user), become: nil, context: .forHost(facts, allHosts: [facts], globals: [:]))
+                    facts: facts, ssh: server.options(user: user), become: nil, context: .forHost(facts, allHosts: [facts], globals: [:]),
+                    stateDirectory: root + ".state")
                 let runner = PlaybookRunner(targets: [target], options: RunOptions(
                     playbookDirectory: scratch.file("book"), backupDirectory: scratch.file("backups")))
                 let issues = runner.validate(book)

@@ -65,6 +65,34 @@ import Testing
         ])
     }
 
+    /// What Ctrl-C during `apt-get install` leaves: dpkg knows the package but it is not
+    /// "install ok installed". It is not present, and dpkg finishes the cut work first.
+    @Test func aHalfInstalledPackageIsFinishedThenInstalled() async throws {
+        let statuses = ["install ok unpacked", "install ok half-configured", "install reinstreq half-installed", "install ok triggers-pending"]
+        for status in statuses {
+            let probe = PackageOperation(names: ["nginx"]).probe
+                .replacingOccurrences(of: "command -v apt-get >/dev/null || { echo apt=missing; exit 0; }", with: "")
+                .replacingOccurrences(of: "$(dpkg-query -W -f='${Status}' -- nginx 2>/dev/null)", with: "'\(status)'")
+                .replacingOccurrences(of: "apt-cache policy", with: "true")
+            let facts = Facts.parse(await shell(probe).stdout[...])
+            #expect(facts["installed.0"] == "no", "\(status)")
+            #expect(facts["partial.0"] == "1", "\(status)")
+        }
+        let installed = Facts.parse(await shell(PackageOperation(names: ["nginx"]).probe
+            .replacingOccurrences(of: "command -v apt-get >/dev/null || { echo apt=missing; exit 0; }", with: "")
+            .replacingOccurrences(of: "$(dpkg-query -W -f='${Status}' -- nginx 2>/dev/null)", with: "'hold ok installed'")).stdout[...])
+        #expect(installed["installed.0"] == "yes")
+        #expect(installed["partial.0"] == nil)
+
+        let plan = try PackageOperation(names: ["nginx", "curl"]).plan(
+            Facts(["installed.0": "no", "partial.0": "1", "installed.1": "yes", "candidate.0": "1.22", "lists.age": "10"]))
+        #expect(plan.commands.first == "DEBIAN_FRONTEND=noninteractive dpkg --force-confold --configure -a")
+        #expect(plan.commands.count == 2)
+        #expect(plan.summary == ["finish the interrupted install of nginx", "install nginx"])
+        let removal = try PackageOperation(names: ["nginx"], state: .absent).plan(Facts(["installed.0": "no", "partial.0": "1"]))
+        #expect(removal.commands.last == "DEBIAN_FRONTEND=noninteractive apt-get -q -y -o DPkg::Lock::Timeout=600 remove nginx")
+    }
+
     @Test func hostWithoutAptFails() {
         #expect(throws: StepFailure("the host has no apt-get; package steps need a Debian or Ubuntu host")) {
             try nginx.plan(Facts(["apt": "missing"]))

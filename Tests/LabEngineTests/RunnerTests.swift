@@ -17,7 +17,9 @@ import Testing
         return facts.map {
             RunTarget(
                 facts: $0, ssh: SSHOptions(endpoint: SSHEndpoint(host: "127.0.0.1", user: "root"), credentials: []), become: nil,
-                context: .forHost($0, allHosts: facts, globals: ["domain": .string("wayshub.lab")]))
+                context: .forHost($0, allHosts: facts, globals: ["domain": .string("wayshub.lab")]),
+                // Each "host" keeps its own pending handlers: they are one machine here.
+                stateDirectory: scratch.file("state/" + $0.name))
         }
     }
 

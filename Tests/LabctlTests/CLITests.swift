@@ -93,7 +93,8 @@ import Testing
     @Test func aLongStepShowsAStatusLineOnlyOnATerminal() throws {
         try "- { name: a slow step, hosts: web1, command: sleep 1.8 }\n".write(
             toFile: folder.file("slow.yml"), atomically: true, encoding: .utf8)
-        let command = [labctlExecutablePath, "run", "-i", inventoryPath, folder.file("slow.yml")]
+        // labctl's state (the host lock) goes to the test's folder, not this machine's /var/lib/labctl.
+        let command = [labctlExecutablePath, "run", "-i", inventoryPath, folder.file("slow.yml"), "--state-dir", folder.file("state")]
         let onTerminal = try runLocal(
             ["script", "-qec", command.map(shellQuoted).joined(separator: " "), "/dev/null"], environment: ["TERM": "xterm"],
             check: false)
@@ -103,7 +104,7 @@ import Testing
         let recap = try #require(onTerminal.stdout.range(of: "RECAP"))
         let lastClear = try #require(onTerminal.stdout.range(of: "\u{1B}[2K", options: .backwards))
         #expect(lastClear.upperBound <= recap.lowerBound)
-        let piped = try labctl(["run", "-i", inventoryPath, folder.file("slow.yml")])
+        let piped = try labctl(["run", "-i", inventoryPath, folder.file("slow.yml"), "--state-dir", folder.file("state")])
         #expect(piped.status == 0)
         #expect(!piped.stdout.contains("\u{1B}"), "\(piped.stdout)")
     }
