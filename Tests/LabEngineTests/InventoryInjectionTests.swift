@@ -61,13 +61,14 @@ import Testing
     }
 
     /// Runs the shipped playbooks in check mode; the reports, one per playbook.
-    static func checkRun(_ inventory: Inventory) async throws -> [RunReport] {
+    static func checkRun(_ inventory: Inventory, state: String) async throws -> [RunReport] {
         var reports: [RunReport] = []
         for name in ["provision.yml", "deploy.yml"] {
             let path = root.appendingPathComponent("playbooks/" + name).path
             let playbook = try PlaybookParser.parse(fileAt: path)
             let runner = PlaybookRunner(
-                inventory: inventory, options: RunOptions(playbookDirectory: (path as NSString).deletingLastPathComponent, check: true))
+                inventory: inventory, options: RunOptions(
+                    playbookDirectory: (path as NSString).deletingLastPathComponent, check: true, stateDirectory: state))
             let issues = runner.validate(playbook)
             #expect(issues.isEmpty, "\(name): \(issues.map(\.description))")
             if issues.isEmpty { reports.append(await runner.run(playbook)) }
@@ -93,7 +94,7 @@ import Testing
             try JSONSerialization.data(withJSONObject: object).write(to: URL(fileURLWithPath: inventoryPath))
         }
         try write(Self.base(server: server, node: "nvm"))
-        let baseline = try await Self.checkRun(try InventoryLoader.load(path: inventoryPath))
+        let baseline = try await Self.checkRun(try InventoryLoader.load(path: inventoryPath), state: folder.file("state"))
         #expect(baseline.count == 2)
         for report in baseline {
             #expect(report.hosts.count == 2 && report.hosts.allSatisfy { $0.status != .unreachable && $0.roundTrips >= 1 })
@@ -112,7 +113,7 @@ import Testing
                 do {
                     let inventory = try InventoryLoader.load(path: inventoryPath)
                     ran += 1
-                    _ = try await Self.checkRun(inventory)
+                    _ = try await Self.checkRun(inventory, state: folder.file("state"))
                 } catch let error as InventoryError {
                     refused += 1
                     #expect(error.problems.contains { $0.path == fieldName },

@@ -64,7 +64,7 @@ import Testing
             try? FileManager.default.removeItem(atPath: report)
             let result = try runLocal(
                 [labctlExecutablePath, "run", "-i", folder.file("inventory.json"), folder.file("site.yml"), "-v", "--vv",
-                 "--json", report],
+                 "--json", report, "--state-dir", folder.file("state")],
                 environment: ["LABCTL_BECOME_PASSWORD": becomePassword, "LABCTL_KEY_PASSPHRASE": passphrase], check: false)
             return (result, (try? String(contentsOfFile: report, encoding: .utf8)) ?? "")
         }
