@@ -397,8 +397,13 @@ struct HostRun {
         var pending = entries[...]
         var facts = try await probe(pending, state: &state, readPending: !state.pendingRead && !(entries.first?.handler ?? true))
         var wouldChange = false
+        // After a change only the next `reprobeWindow` steps are looked at again: a run stays
+        // linear in its steps (re-probing everything after every change made long first runs
+        // quadratic), and the steps past the window get a look of their own when reached.
+        var windowed = false
         while let entry = pending.first {
             if Task.isCancelled { throw .cancelled }
+            let fromHere = pending
             pending = pending.dropFirst()
             let clock = ContinuousClock.now
             let step = entry.step
@@ -414,6 +419,10 @@ struct HostRun {
                 if entry.handler, state.recorded.contains(step.name) { state.toClear.insert(step.name) }
                 state.record(result(.skipped, message: entry.skip), progress: progress, host: host)
                 continue
+            }
+            if facts[entry.id] == nil, windowed, entry.operation != nil {
+                facts = try await probe(fromHere.prefix(Self.reprobeWindow), state: &state)
+                windowed = fromHere.count > Self.reprobeWindow
             }
             guard let stepFacts = facts[entry.id] else {
                 state.record(result(.failed, message: "the probe did not report on this step (the host's shell stopped early)"), progress: progress, host: host)
@@ -473,7 +482,8 @@ struct HostRun {
             // round is fine).
             let reprobeBecome = becomeFor(pending)
             let combine = plan.changes && (reprobeBecome == nil || reprobeBecome == becomeFor(step))
-            let outcome = try await apply(plan, entry: entry, records: records, reprobe: combine ? pending : [], state: &state)
+            let window = pending.prefix(Self.reprobeWindow)
+            let outcome = try await apply(plan, entry: entry, records: records, reprobe: combine ? window : [], state: &state)
             if outcome.unknown {
                 // The commands were sent; they may have run to the end. The records written
                 // first stay on the host, so the handlers still run next time.
@@ -496,12 +506,16 @@ struct HostRun {
                 progress: progress, host: host)
             if plan.changes {
                 notify(step, state: &state)
-                facts = outcome.reprobed ? outcome.facts : try await probe(pending, state: &state)
+                facts = outcome.reprobed ? outcome.facts : try await probe(window, state: &state)
+                windowed = pending.count > window.count
             }
         }
     }
 
     static let pendingReason = "pending from an earlier run that stopped before its handlers ran"
+
+    /// How many steps after a change are probed again in the change's own command.
+    static let reprobeWindow = 32
 
     /// The handlers a step names that the playbook has (the parser refuses others; a handler
     /// never notifies).
@@ -613,6 +627,12 @@ struct HostRun {
         return script
     }
 
+    /// libssh2 sends a command line in one SSH packet (32,768 bytes at most): a longer one fails
+    /// with "Unable to send channel request" (-34). The limit leaves room for sudo and timeout.
+    static let commandLineLimit = 30_000
+
+    static func fitsCommandLine(_ script: String) -> Bool { Shell.quote(script).utf8.count < commandLineLimit }
+
     /// Applies one plan and, in the same command, probes `reprobe` when the plan succeeded.
     func apply(_ plan: StepPlan, entry: Entry, records: Records, reprobe: ArraySlice<Entry>, state: inout State) async throws(Stop) -> Outcome {
         let probe = ProbeScript(steps: reprobe.compactMap { entry in entry.operation.map { (entry.id, $0) } })
@@ -620,9 +640,18 @@ struct HostRun {
         let started = "@@\(probe.nonce) started"
         var script = Self.applyScript(plan, records: records, nonce: probe.nonce)
         // Stdin carries the step's data, so the re-probe rides in the command line: only while
-        // it stays well below Linux's 128 KiB limit for one argument.
-        let reprobed = !probe.stepIDs.isEmpty && script.utf8.count + probe.script.utf8.count < 100_000
+        // the line fits the one SSH packet libssh2 sends it in; else it is a probe of its own.
+        let reprobed = !probe.stepIDs.isEmpty && Self.fitsCommandLine(script + probe.script)
         if reprobed { script += probe.script }
+        var command = RemoteCommand(arguments: ["sh", "-c", script], stdin: plan.stdin, timeout: nil, become: becomeFor(entry.step))
+        if !Self.fitsCommandLine(script) {
+            // A step's own commands too long for a command line (a long `run`): the script comes
+            // on stdin, read whole before it runs, so its commands see no script as their input.
+            guard plan.stdin.isEmpty else {
+                return Outcome(failure: "the step's commands are \(script.utf8.count) bytes and its data travels on stdin; a command line holds at most \(Self.commandLineLimit)", output: nil, facts: [:], unknown: false)
+            }
+            command = RemoteCommand(arguments: ["sh", "-c", #"s=$(cat) && eval "$s""#], stdin: Array(script.utf8), timeout: nil, become: becomeFor(entry.step))
+        }
         let timeout: Duration? = {
             switch entry.operation {
             case let wait as WaitForOperation: return .seconds(min(wait.timeout, 31_536_000) + 60)
@@ -638,8 +667,9 @@ struct HostRun {
         state.roundTrips += 1
         let result: CommandResult
         do {
+            command.timeout = timeout
             result = try await Self.finishing(
-                RemoteCommand(arguments: ["sh", "-c", script], stdin: plan.stdin, timeout: timeout, become: becomeFor(entry.step)),
+                command,
                 on: state.session,
                 onLine: { line in
                     if line.stream == .stdout, line.text == started { return }

@@ -255,9 +255,9 @@ import Testing
             (["exec", "-i", inventory, "all", "--", "true"], 0),
             (["exec", "-i", inventory, "all", "--timeout", "86400", "--", "true"], 0),
             (["exec", "-i", inventory, "all", "--", "exit 9"], 2),
-            (["run", "-i", inventory, folder.file("ok.yml")], 0),
-            (["run", "-i", inventory, folder.file("fail.yml")], 2),
-            (["run", "-i", inventory, folder.file("ok.yml"), "--json", folder.file("report.json")], 0),
+            (["run", "-i", inventory, folder.file("ok.yml"), "--state-dir", folder.file("state")], 0),
+            (["run", "-i", inventory, folder.file("fail.yml"), "--state-dir", folder.file("state")], 2),
+            (["run", "-i", inventory, folder.file("ok.yml"), "--json", folder.file("report.json"), "--state-dir", folder.file("state")], 0),
         ]
         for (arguments, status) in cases {
             let result = try labctl(arguments)
@@ -290,7 +290,7 @@ import Testing
     /// Ctrl-C in the middle of a playbook: 130, as the table says (it was 2).
     @Test func ctrlCDuringAPlaybookExitsOneThirty() throws {
         let log = folder.file("interrupted.log")
-        let pid = try spawnBackground([labctlExecutablePath, "run", "-v", "-i", inventory, folder.file("slow.yml")], logPath: log)
+        let pid = try spawnBackground([labctlExecutablePath, "run", "-v", "-i", inventory, folder.file("slow.yml"), "--state-dir", folder.file("state")], logPath: log)
         var started = false
         for _ in 0..<600 where !started {
             started = ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("… slow")
