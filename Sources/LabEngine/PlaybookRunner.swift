@@ -421,8 +421,8 @@ struct HostRun {
                 continue
             }
             if facts[entry.id] == nil, windowed, entry.operation != nil {
-                facts = try await probe(fromHere.prefix(Self.reprobeWindow), state: &state)
-                windowed = fromHere.count > Self.reprobeWindow
+                facts = try await probe(fromHere.prefix(Self.lookWindow), state: &state)
+                windowed = fromHere.count > Self.lookWindow
             }
             guard let stepFacts = facts[entry.id] else {
                 state.record(result(.failed, message: "the probe did not report on this step (the host's shell stopped early)"), progress: progress, host: host)
@@ -514,8 +514,12 @@ struct HostRun {
 
     static let pendingReason = "pending from an earlier run that stopped before its handlers ran"
 
-    /// How many steps after a change are probed again in the change's own command.
+    /// How many steps after a change are probed again in the change's own command (it rides in
+    /// the command line, which is small).
     static let reprobeWindow = 32
+    /// How many steps a look of its own covers (on stdin: no size limit, but a bound keeps a
+    /// run with a change every few dozen steps linear).
+    static let lookWindow = 1024
 
     /// The handlers a step names that the playbook has (the parser refuses others; a handler
     /// never notifies).
