@@ -3,7 +3,7 @@
 SWIFT ?= swift
 LABCTL := .build/release/labctl
 
-.PHONY: deps build test lab down bench bench-engine clean
+.PHONY: deps build test lab down bench bench-engine bench-big clean
 
 deps:
 	./scripts/install-deps.sh
@@ -28,6 +28,12 @@ down: build
 bench: deps
 	$(SWIFT) build -c release --product ssh-bench
 	.build/release/ssh-bench
+
+# A 10,000-step playbook (STEPS=N for another size) parsed, checked, run and run again on one
+# host over SSH (a private sshd on loopback): the time of each phase and the round trips.
+bench-big: deps
+	$(SWIFT) build -c release --product big-playbook-bench
+	.build/release/big-playbook-bench
 
 # The engine against ansible-playbook and pyinfra: a no-op run of the same 10 steps on 3 and
 # 10 local-lab hosts (root; installs ansible-core and pyinfra into /var/cache/labctl-bench/venv).

@@ -61,6 +61,10 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["SSH"], path: "Tests/TestSupport"),
         // `swift run -c release ssh-bench`: the SSH executor beside OpenSSH with ControlMaster.
         .executableTarget(name: "ssh-bench", dependencies: ["SSH", "TestSupport"], path: "bench/SSHBench"),
+        // `make bench-big`: a 10,000-step playbook parsed, checked and run on one host, timed.
+        .executableTarget(
+            name: "big-playbook-bench", dependencies: ["LabEngine", "LabSpec", "SSH", "TestSupport"],
+            path: "bench/BigPlaybookBench"),
         .testTarget(name: "SSHTests", dependencies: ["SSH", "TestSupport"]),
         .testTarget(name: "LabSpecTests", dependencies: ["LabSpec"]),
         .testTarget(name: "LabEngineTests", dependencies: ["LabEngine", "TestSupport"]),

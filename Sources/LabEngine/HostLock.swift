@@ -27,8 +27,8 @@ struct HostLock: Sendable {
         let lock = Shell.quote(path)
         // The holder is one process that notices its session's end within 0.2 s (GNU tail's
         // --pid check; a sleep loop where tail has none), so back-to-back runs (provision, then
-        // deploy) barely wait; the grace of a few seconds keeps them from tripping on it.
-        let patience = max(3, wait ?? 0)
+        // deploy) barely wait; the grace of ten seconds keeps them from tripping on it, also on a busy machine.
+        let patience = max(10, wait ?? 0)
         return TiedToSession.ancestor + """
             if [ -n "$a" ] && command -v flock >/dev/null 2>&1 && command -v setsid >/dev/null 2>&1 \
             && mkdir -p -- \(dir) 2>/dev/null && true >>\(lock) 2>/dev/null; then

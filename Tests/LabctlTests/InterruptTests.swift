@@ -140,7 +140,17 @@ import Testing
     @Test func aSecondRunOnTheSameHostNamesTheFirstOrWaits() throws {
         let other = folder.file("other.yml")
         try "- { name: other, hosts: web1, command: \"echo other >> \(folder.path)/other\" }\n".write(toFile: other, atomically: true, encoding: .utf8)
-        let pid = try spawnBackground(arguments, logPath: folder.file("log"))
+        // The first run holds the host until the test lets it go (no race with the lock's own
+        // few seconds of patience on a busy machine).
+        let held = folder.file("held.yml")
+        try """
+            - name: held
+              hosts: web1
+              command: "touch \(folder.path)/slow-started; i=0; while [ ! -e \(folder.path)/release ] && [ $i -lt 1200 ]; do sleep 0.1; i=$((i+1)); done"
+            """.write(toFile: held, atomically: true, encoding: .utf8)
+        let pid = try spawnBackground(
+            [labctlExecutablePath, "run", "-i", inventoryPath, held, "--state-dir", folder.file("state")], logPath: folder.file("log"))
+        defer { FileManager.default.createFile(atPath: folder.file("release"), contents: nil) }
         defer {
             var status: Int32 = 0
             while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
@@ -153,8 +163,9 @@ import Testing
         let second = try runLocal([labctlExecutablePath, "run", "-i", inventoryPath, other, "--state-dir", folder.file("state")], check: false)
         #expect(second.status == 2)
         #expect(second.stdout.contains("another run holds this host's lock \(folder.file("state/lock")), labctl (pid \(pid) on "), "\(second.stdout)")
-        #expect(second.stdout.contains("running site.yml since "))
+        #expect(second.stdout.contains("running held.yml since "))
         #expect(read("other") == nil)
+        FileManager.default.createFile(atPath: folder.file("release"), contents: nil)
         let waiting = try runLocal([labctlExecutablePath, "run", "-i", inventoryPath, other, "--state-dir", folder.file("state"), "--wait"], check: false)
         #expect(waiting.status == 0, "\(waiting.stdout)")
         #expect(read("other") == "other\n")
