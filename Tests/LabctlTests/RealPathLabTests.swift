@@ -106,6 +106,15 @@ struct RealPathLabTests {
 
         let first = try labctl(["up", "-i", inventory, "--json", folder.file("first.json")])
         try #require(first.status == 0, "labctl up: \(first.stdout)\(first.stderr)")
+        // The first deploy starts the app once: the restart handler is its start, and the
+        // service step then finds it running.
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        let firstDeploy = try decoder.decode(RunReport.self, from: Data(contentsOf: URL(fileURLWithPath: folder.file("first.deploy.json"))))
+        for host in firstDeploy.hosts where host.host != "proxy" {
+            let starts = host.steps.filter { $0.status == .changed && $0.summary.contains { $0.hasPrefix("start wayshub") || $0.hasPrefix("restart wayshub") } }
+            #expect(starts.map(\.name) == ["restart app"], "\(host.host): \(host.steps.map { "\($0.name): \($0.summary)" })")
+        }
         for host in ["app1", "app2"] {
             #expect(try exec(inventory, host, "/opt/labctl/node-bin/node --version") == "v16.15.1")
             // The app's process is Node 16 from nvm, run by the app user, who owns that Node.
