@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import LabEngine
+import LabSpec
 import Synchronization
 
 /// labctl's exit codes, one table for every verb (printed by `labctl --help`, README, docs).
@@ -54,7 +55,7 @@ extension Labctl {
         let arguments = Array(CommandLine.arguments.dropFirst())
         if let unknown = unknownHelpTopic(arguments) {
             let verbs = configuration.subcommands.map { $0._commandName }.filter { $0 != "help" }
-            let hint = EditDistanceHint.closest(to: unknown, in: verbs).map { " (did you mean '\($0)'?)" } ?? ""
+            let hint = PlaybookSuggestion.closest(to: unknown, in: verbs).map { " (did you mean '\($0)'?)" } ?? ""
             FileHandle.standardError.write(Data("Error: '\(unknown)' is not a labctl verb\(hint); verbs: \(verbs.joined(separator: ", ")). See labctl --help.\n".utf8))
             Glibc.exit(LabctlExit.badInput.rawValue)
         }
@@ -87,24 +88,6 @@ extension Labctl {
             if commands.isEmpty { break }
         }
         return nil
-    }
-}
-
-enum EditDistanceHint {
-    static func closest(to word: String, in candidates: [String]) -> String? {
-        func distance(_ a: [Character], _ b: [Character]) -> Int {
-            var previous = Array(0...b.count)
-            for (i, x) in a.enumerated() {
-                var current = [i + 1]
-                for (j, y) in b.enumerated() {
-                    current.append(min(previous[j + 1] + 1, current[j] + 1, previous[j] + (x == y ? 0 : 1)))
-                }
-                previous = current
-            }
-            return previous[b.count]
-        }
-        let scored = candidates.map { ($0, distance(Array(word), Array($0))) }.filter { $0.1 <= 2 }
-        return scored.min { $0.1 < $1.1 }?.0
     }
 }
 

@@ -53,7 +53,7 @@ struct PlaybookRunOptions: ParsableArguments {
         if let startAt, startAt.trimmingCharacters(in: .whitespaces).isEmpty {
             throw ValidationError("--start-at is empty; give the name of a step")
         }
-        if !stateDir.hasPrefix("/") { throw ValidationError("--state-dir must be an absolute path on the hosts, like /var/lib/labctl") }
+        if let problem = ValueForm.plainAbsolutePath.problem(stateDir) { throw ValidationError("--state-dir: \(problem)") }
         try OutputPath.validate(json, option: "--json")
     }
 

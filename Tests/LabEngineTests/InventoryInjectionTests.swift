@@ -22,6 +22,8 @@ import Testing
         (["app", "node", "version"], "tarball"), (["nginx", "dir"], nil), (["nginx", "conf"], nil), (["hosts", "1", "name"], nil),
         (["hosts", "1", "address"], nil), (["hosts", "1", "user"], nil), (["hosts", "1", "roles", "0"], nil),
         (["hosts", "1", "upstream", "fail_timeout"], nil), (["defaults", "user"], nil),
+        (["app", "node", "mirror"], "nvm"), (["app", "node", "nvm_repo"], "nvm"), (["app", "node", "mirror"], "tarball"),
+        (["app", "npm_registry"], nil),
     ]
 
     /// The inventory as JSON objects, its hosts on the test sshd.
