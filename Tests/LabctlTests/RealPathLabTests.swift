@@ -13,7 +13,7 @@ struct RealPathLabTests {
     static let fixtures = repository.deletingLastPathComponent().appendingPathComponent("shared/fixtures")
     /// Outside the checkout: CI's clean clones share it, so the wheel is downloaded once.
     static let wheelCache = "/var/cache/labctl-test/pypi"
-    static let gateway = "198.18.77.1"
+    static let gateway = "198.18.66.1"
 
     /// A wheel carrying an official Node build, downloaded from PyPI once.
     static func wheel(named prefix: String, pinned requirement: String) throws -> String? {
@@ -76,11 +76,11 @@ struct RealPathLabTests {
             try """
                 { "name": "realpath", "domain": "wayshub.test",
                   "defaults": { "key": "id_ed25519" }, "ssh": { "known_hosts": "known_hosts" },
-                  "lab": { "subnet": "198.18.77.0/24", "bridge": "labnvm0" },
+                  "lab": { "subnet": "198.18.66.0/24", "bridge": "labnvm0" },
                   "hosts": [
-                    { "name": "proxy", "address": "198.18.77.10", "roles": ["proxy"] },
-                    { "name": "app1", "address": "198.18.77.11", "roles": ["app"], "user": "ubuntu", "become": true },
-                    { "name": "app2", "address": "198.18.77.12", "roles": ["app"], "user": "ubuntu", "become": true } ],
+                    { "name": "proxy", "address": "198.18.66.10", "roles": ["proxy"] },
+                    { "name": "app1", "address": "198.18.66.11", "roles": ["app"], "user": "ubuntu", "become": true },
+                    { "name": "app2", "address": "198.18.66.12", "roles": ["app"], "user": "ubuntu", "become": true } ],
                   "app": { "user": "ubuntu", "source": { "git": "git://\(Self.gateway)/app.git", "ref": "main" },
                            "npm_registry": "http://\(Self.gateway):8080/npm/", "node": \(node) } }
                 """.write(toFile: inventory, atomically: true, encoding: .utf8)
