@@ -210,7 +210,7 @@ public struct StepCompiler: Sendable {
         case .waitFor(let a):
             operation = WaitForOperation(
                 port: a.port, host: value(a.host, .hostOrAddress, "host") ?? "127.0.0.1", url: value(a.url, .httpURL, "url"),
-                timeout: a.timeout)
+                unit: value(a.unit, .unitName, "unit"), timeout: a.timeout)
         }
         if !issues.isEmpty { throw .template(TemplateError(issues: issues)) }
         return operation

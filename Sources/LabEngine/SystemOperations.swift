@@ -108,13 +108,15 @@ public struct ServiceOperation: StepOperation {
         return """
             if [ ! -d /run/systemd/system ] || ! command -v systemctl >/dev/null; then echo systemd=no; exit 0; fi
             echo systemd=yes
-            systemctl show -p Id,LoadState,UnitFileState,ActiveState,NeedDaemonReload -- \(q) | {
+            systemctl show -p Id,LoadState,UnitFileState,ActiveState,SubState,Type,NeedDaemonReload -- \(q) | {
             id=; e=
             while IFS= read -r l; do case "$l" in
             Id=*) id=${l#*=};;
             LoadState=*) echo "load=${l#*=}";;
             UnitFileState=*) e=${l#*=};;
             ActiveState=*) echo "active=${l#*=}";;
+            SubState=*) echo "sub=${l#*=}";;
+            Type=*) echo "type=${l#*=}";;
             NeedDaemonReload=*) echo "reload=${l#*=}";;
             esac; done
             case "$id" in \(q)|\(q).service) ;; *) e=$(systemctl is-enabled -- \(q) 2>/dev/null);; esac
@@ -152,22 +154,70 @@ public struct ServiceOperation: StepOperation {
             }
         }
         let active = facts["active"] ?? ""
-        let running = ["active", "activating", "reloading", "deactivating"].contains(active)
+        // A unit waiting to be restarted after its process died is crash-looping, not
+        // running: `started` starts it (systemd does so at once) and then sees it fail.
+        let crashLooping = active == "activating" && facts["sub"] == "auto-restart"
+        let running = ["active", "activating", "reloading", "deactivating"].contains(active) && !crashLooping
+        // A oneshot unit's start returns when its work is done: there is nothing to watch.
+        let watch = facts["type"] != "oneshot"
         switch state {
         case .started where !running:
             commands.append("systemctl start -- \(q)"); summary.append("start \(name)")
-        case .stopped where running:
+            if watch { commands.append(staysRunning) }
+        case .stopped where running || crashLooping:
             commands.append("systemctl stop -- \(q)"); summary.append("stop \(name)")
         case .restarted:
             commands.append("systemctl restart -- \(q)"); summary.append("restart \(name)")
+            if watch { commands.append(staysRunning) }
         case .reloaded:
             // Reloading a stopped unit fails; Ansible starts it instead, and so do we.
             commands.append(running ? "systemctl reload -- \(q)" : "systemctl start -- \(q)")
             summary.append(running ? "reload \(name)" : "start \(name)")
+            if !running, watch { commands.append(staysRunning) }
         default:
             break
         }
         return commands.isEmpty ? .unchanged : StepPlan(commands: commands, summary: summary)
+    }
+
+    /// How long a started unit must keep one main process, with no automatic restart, before
+    /// the start counts: `systemctl start` returns once a simple service's process is forked,
+    /// before the program has even tried to listen. An app that dies at start (its port
+    /// taken, a file missing) does so inside this window; one that dies later is caught by
+    /// the `wait_for` with `unit` that follows the start in deploy.yml.
+    public static let settleSeconds = 2
+
+    /// After a start: the unit stays active with the same main process for `settleSeconds`
+    /// and systemd restarts it not once, or the step fails saying what systemd saw. Without
+    /// this a crash-looping unit (Restart=on-failure) passes for started.
+    var staysRunning: String {
+        let q = Shell.quote(name)
+        return """
+            labctl_unit_state() {
+            a=; s=; n=; p=; r=; c=
+            while IFS= read -r l; do case "$l" in
+            ActiveState=*) a=${l#*=};; SubState=*) s=${l#*=};; NRestarts=*) n=${l#*=};;
+            MainPID=*) p=${l#*=};; Result=*) r=${l#*=};; ExecMainStatus=*) c=${l#*=};;
+            esac; done <<LABCTL_UNIT
+            $(systemctl show -p ActiveState,SubState,NRestarts,MainPID,Result,ExecMainStatus -- \(q))
+            LABCTL_UNIT
+            }
+            labctl_unit_state; n0=${n:-0}; pid0=; stable=0; i=0
+            while :; do
+            labctl_unit_state
+            if [ "${n:-0}" -gt "$n0" ] || [ "$s" = auto-restart ] || [ "$a" = failed ]; then
+            echo \(q)" did not stay running: its process exited (status ${c:-?}, ${r:-?}) and systemd is restarting it; journalctl -u "\(q)" says why" >&2; exit 1
+            fi
+            case "$a" in
+            active|reloading) if [ "$p" = "$pid0" ]; then stable=$((stable + 1)); else pid0=$p; stable=0; fi
+            [ "$stable" -ge \(Self.settleSeconds * 4) ] && break;;
+            inactive|deactivating) echo \(q)" stopped right after it started (status ${c:-?}, ${r:-?}); journalctl -u "\(q)" says why" >&2; exit 1;;
+            esac
+            i=$((i + 1))
+            if [ "$i" -ge 240 ]; then echo \(q)" was still $a ($s) 60 s after it was started" >&2; exit 1; fi
+            sleep 0.25
+            done
+            """
     }
 }
 
@@ -350,13 +400,54 @@ public struct WaitForOperation: StepOperation {
     public var port: Int?
     public var host: String
     public var url: String?
+    /// The systemd unit whose processes must hold the port that answers.
+    public var unit: String?
     public var timeout: Int
 
-    public init(port: Int? = nil, host: String = "127.0.0.1", url: String? = nil, timeout: Int = 60) {
+    public init(port: Int? = nil, host: String = "127.0.0.1", url: String? = nil, unit: String? = nil, timeout: Int = 60) {
         self.port = port
         self.host = host
         self.url = url
+        self.unit = unit
         self.timeout = timeout
+    }
+
+    /// The TCP port that answers: `port`, or the URL's (its scheme's default when it names none).
+    var listeningPort: Int {
+        if let port { return port }
+        guard let url, let parts = URLComponents(string: url) else { return 0 }
+        return parts.port ?? (parts.scheme?.lowercased() == "https" ? 443 : 80)
+    }
+
+    /// Shell functions for `unit`: `labctl_owned` succeeds when a listening socket on the port
+    /// belongs to a process in the unit's control group, `labctl_holder` names who holds it.
+    /// The kernel's socket tables and the processes' descriptors are read directly (minimal
+    /// images have no ss); another user's descriptors need root, so the step asks for it.
+    var ownership: String {
+        guard let unit else { return "" }
+        let q = Shell.quote(unit)
+        let port = String(format: "%04X", listeningPort)
+        return """
+            labctl_listeners() {
+            awk -v p=":\(port)" 'FNR > 1 && $4 == "0A" && substr($2, length($2) - 4) == p { print $10 }' /proc/net/tcp /proc/net/tcp6 2>/dev/null
+            }
+            labctl_holds() { for i in $(labctl_listeners); do ls -l "/proc/$1/fd" 2>/dev/null | grep -qF "socket:[$i]" && return 0; done; return 1; }
+            labctl_owned() {
+            cg=$(systemctl show -p ControlGroup --value -- \(q) 2>/dev/null)
+            [ -n "$cg" ] || return 1
+            for f in "/sys/fs/cgroup$cg/cgroup.procs" "/sys/fs/cgroup/systemd$cg/cgroup.procs" "/sys/fs/cgroup/unified$cg/cgroup.procs"; do
+            [ -r "$f" ] || continue
+            for pid in $(cat -- "$f"); do labctl_holds "$pid" && return 0; done
+            return 1
+            done
+            return 1
+            }
+            labctl_holder() {
+            for d in /proc/[0-9]*; do labctl_holds "${d#/proc/}" && { echo "pid ${d#/proc/} ($(cat "$d/comm" 2>/dev/null))"; return; }; done
+            echo "a process labctl cannot see"
+            }
+
+            """
     }
 
     /// One attempt. dash has no /dev/tcp, so ports are tried with bash, which every Debian
@@ -373,13 +464,40 @@ public struct WaitForOperation: StepOperation {
 
     var what: String { url ?? "\(host):\(port ?? 0)" }
 
-    public var probe: String { "if \(check); then echo up=yes; else echo up=no; fi" }
+    public var probe: String {
+        guard unit != nil else { return "if \(check); then echo up=yes; else echo up=no; fi" }
+        return ownership + "if \(check) && labctl_owned; then echo up=yes; else echo up=no; fi"
+    }
 
     public func plan(_ facts: Facts) throws(StepFailure) -> StepPlan {
         if facts["up"] == "yes" { return .unchanged }
-        let loop = """
-            end=$(( $(date +%s) + \(timeout) )); until \(check); do if [ "$(date +%s)" -ge "$end" ]; then echo \(Shell.quote("\(what) did not answer within \(timeout) s")) >&2; exit 1; fi; sleep 1; done
+        guard let unit else {
+            let loop = """
+                end=$(( $(date +%s) + \(timeout) )); until \(check); do if [ "$(date +%s)" -ge "$end" ]; then echo \(Shell.quote("\(what) did not answer within \(timeout) s")) >&2; exit 1; fi; sleep 1; done
+                """
+            return StepPlan(commands: [loop], changes: false, summary: ["wait for \(what)"])
+        }
+        let q = Shell.quote(unit)
+        // A unit that failed for good will not answer: said at once, not at the timeout.
+        // What answers for someone else is waited out (an old process may still be letting go
+        // of the port) and named if it never does.
+        let loop = ownership + """
+            if [ "$(id -u)" -ne 0 ]; then echo \(Shell.quote("wait_for cannot see which process holds port \(listeningPort) without root: give the step become: true")) >&2; exit 1; fi
+            end=$(( $(date +%s) + \(timeout) )); answered=
+            while :; do
+            if \(check); then labctl_owned && break; answered=yes; fi
+            a=$(systemctl show -p ActiveState --value -- \(q) 2>/dev/null) || a=unknown
+            if [ "$a" = failed ]; then echo \(q)" failed, so nothing of it answers at "\(Shell.quote(what))"; journalctl -u "\(q)" says why" >&2; exit 1; fi
+            if [ "$(date +%s)" -ge "$end" ]; then
+            n=$(systemctl show -p NRestarts --value -- \(q) 2>/dev/null) || n=0
+            if [ "${n:-0}" -gt 0 ]; then a="$a, restarted $n times by systemd"; fi
+            if [ -n "$answered" ]; then echo \(Shell.quote(what))" answers, but port \(listeningPort) is held by $(labctl_holder), not by "\(q)" ($a)" >&2
+            else echo \(Shell.quote("\(what) did not answer within \(timeout) s"))" ("\(q)" is $a)" >&2; fi
+            exit 1
+            fi
+            sleep 1
+            done
             """
-        return StepPlan(commands: [loop], changes: false, summary: ["wait for \(what)"])
+        return StepPlan(commands: [loop], changes: false, summary: ["wait for \(what) from \(unit)"])
     }
 }

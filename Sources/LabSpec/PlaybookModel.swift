@@ -203,6 +203,9 @@ public struct WaitForArguments: Sendable, Hashable {
     public var port: Int?
     public var host: TemplateArgument?
     public var url: TemplateArgument?
+    /// The systemd unit that must own what answers: a port held by some other process (an
+    /// old copy of the app, another program on the same port) does not count.
+    public var unit: TemplateArgument?
     /// Seconds.
     public var timeout: Int
 }
@@ -251,7 +254,7 @@ public enum StepAction: Sendable, Hashable {
         case .command(let a): return [a.run, a.creates, a.unless, a.chdir, a.user].compactMap { $0 } + a.env.keys.sorted().compactMap { a.env[$0] }
         case .git(let a): return [a.repo, a.dest, a.ref]
         case .upload(let a): return [a.src, a.dest, a.owner, a.group].compactMap { $0 }
-        case .waitFor(let a): return [a.host, a.url].compactMap { $0 }
+        case .waitFor(let a): return [a.host, a.url, a.unit].compactMap { $0 }
         case .flushHandlers: return []
         }
     }

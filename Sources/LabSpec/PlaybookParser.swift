@@ -140,7 +140,7 @@ public enum PlaybookParser {
         "command": ["run", "creates", "unless", "chdir", "timeout", "user", "env"],
         "git": ["repo", "dest", "ref"],
         "upload": ["src", "dest", "owner", "group", "keep"],
-        "wait_for": ["port", "host", "url", "timeout"],
+        "wait_for": ["port", "host", "url", "unit", "timeout"],
         "flush_handlers": [],
     ]
 
@@ -660,6 +660,6 @@ private struct IssueCollector {
         if let port, !(1...65535).contains(port), let (_, value) = args.values["port"] {
             report("'port' of wait_for must be between 1 and 65535; got \(port)", at: value)
         }
-        return .waitFor(WaitForArguments(port: port, host: text("host", args), url: url, timeout: number("timeout", args, in: PlaybookLimits.timeoutSeconds, unit: " seconds") ?? 60))
+        return .waitFor(WaitForArguments(port: port, host: text("host", args), url: url, unit: text("unit", args), timeout: number("timeout", args, in: PlaybookLimits.timeoutSeconds, unit: " seconds") ?? 60))
     }
 }

@@ -370,7 +370,7 @@ func newContent(_ plan: StepPlan) -> String { String(decoding: plan.stdin, as: U
     @Test func startedAndEnabled() throws {
         let op = ServiceOperation(name: "nginx", enabled: true, state: .started)
         #expect(try op.plan(running) == .unchanged)
-        #expect(try op.plan(stopped).commands == ["systemctl enable -- nginx", "systemctl start -- nginx"])
+        #expect(try op.plan(stopped).commands == ["systemctl enable -- nginx", "systemctl start -- nginx", op.staysRunning])
     }
 
     @Test func stop() throws {
@@ -380,13 +380,14 @@ func newContent(_ plan: StepPlan) -> String { String(decoding: plan.stdin, as: U
     }
 
     @Test func restartedAlwaysActs() throws {
-        #expect(try ServiceOperation(name: "app", state: .restarted).plan(running).commands == ["systemctl restart -- app"])
+        let op = ServiceOperation(name: "app", state: .restarted)
+        #expect(try op.plan(running).commands == ["systemctl restart -- app", op.staysRunning])
     }
 
     @Test func reloadedStartsAStoppedUnit() throws {
         let op = ServiceOperation(name: "nginx", state: .reloaded)
         #expect(try op.plan(running).commands == ["systemctl reload -- nginx"])
-        #expect(try op.plan(stopped).commands == ["systemctl start -- nginx"])
+        #expect(try op.plan(stopped).commands == ["systemctl start -- nginx", op.staysRunning])
     }
 
     @Test func disable() throws {
@@ -405,7 +406,22 @@ func newContent(_ plan: StepPlan) -> String { String(decoding: plan.stdin, as: U
     @Test func aUnitWrittenJustBeforeIsLoadedFirst() throws {
         let facts = Facts(["systemd": "yes", "load": "not-found", "enabled": "", "active": "inactive", "reload": "no"])
         let op = ServiceOperation(name: "wayshub", enabled: true, state: .started, daemonReload: true)
-        #expect(try op.plan(facts).commands == ["systemctl daemon-reload", "systemctl enable -- wayshub", "systemctl start -- wayshub"])
+        #expect(try op.plan(facts).commands == ["systemctl daemon-reload", "systemctl enable -- wayshub", "systemctl start -- wayshub", op.staysRunning])
+    }
+
+    /// A unit waiting for systemd to restart its dead process is not running: started starts
+    /// it and watches it, stopped stops it; a oneshot unit's start is not watched.
+    @Test func aCrashLoopingUnitIsNotStarted() throws {
+        let looping = Facts(["systemd": "yes", "load": "loaded", "enabled": "enabled", "active": "activating", "sub": "auto-restart", "reload": "no"])
+        let started = ServiceOperation(name: "app", state: .started)
+        #expect(try started.plan(looping).commands == ["systemctl start -- app", started.staysRunning])
+        #expect(try ServiceOperation(name: "app", state: .stopped).plan(looping).commands == ["systemctl stop -- app"])
+        var starting = looping
+        starting.values["sub"] = "start"
+        #expect(try started.plan(starting) == .unchanged)
+        var oneshot = stopped
+        oneshot.values["type"] = "oneshot"
+        #expect(try started.plan(oneshot).commands == ["systemctl start -- app"])
     }
 
     @Test func noSystemdIsAClearError() {
