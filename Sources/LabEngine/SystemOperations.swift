@@ -372,8 +372,17 @@ public struct UploadOperation: StepOperation {
         let d = Shell.quote(dest)
         let new = Shell.quote(dest + ".labctl-new")
         let old = Shell.quote(dest + ".labctl-old")
+        // Whatever stops the commands half-way (a full disk, a failed chown), the EXIT trap
+        // leaves `dest` as it was: the old copy back in place, what `keep` moved returned to
+        // it, the half-unpacked copy gone.
+        let giveBack = keep.map { name in
+            let staged = Shell.quote(dest + ".labctl-new/" + name)
+            return "if [ -e \(staged) ] && [ -d \(d) ] && [ ! -e \(Shell.quote(dest + "/" + name)) ]; then mv -- \(staged) \(d)/; fi; "
+        }.joined()
+        let restore = "if [ ! -e \(d) ] && [ -e \(old) ]; then mv -- \(old) \(d); fi; " + giveBack + "rm -rf -- \(new)"
         var commands = [
             "rm -rf -- \(new) \(old)",
+            "trap \(Shell.quote(restore)) EXIT",
             "mkdir -p -- \(new)",
             "tar -x -f - -C \(new) --no-same-owner",
         ]

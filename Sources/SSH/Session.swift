@@ -99,6 +99,22 @@ final class Session: @unchecked Sendable {
             var one: Int32 = 1
             setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
             setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, socklen_t(MemoryLayout<Int32>.size))
+            // A host that is powered off or cut from the network sends no reset: without this
+            // a command with no timeout of its own would wait on it for hours (TCP's idle
+            // keepalive is 2 hours, its retransmissions 15 minutes). The kernel probes an idle
+            // connection every keepalive interval, and three probes or that much unacknowledged
+            // data without an answer end it (OpenSSH's ServerAliveCountMax of 3), reported as
+            // a lost connection.
+            if let interval = options.keepaliveInterval {
+                var seconds = Int32(min(max(2, Int(Self.clamped(interval).components.seconds)), 86_400))
+                var count: Int32 = 3
+                var milliseconds = UInt32(seconds) * 3 * 1000
+                let size = socklen_t(MemoryLayout<Int32>.size)
+                setsockopt(fd, Int32(IPPROTO_TCP), TCP_KEEPIDLE, &seconds, size)
+                setsockopt(fd, Int32(IPPROTO_TCP), TCP_KEEPINTVL, &seconds, size)
+                setsockopt(fd, Int32(IPPROTO_TCP), TCP_KEEPCNT, &count, size)
+                setsockopt(fd, Int32(IPPROTO_TCP), TCP_USER_TIMEOUT, &milliseconds, size)
+            }
             var status = Glibc.connect(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) == 0 ? 0 : errno
             if status == EINPROGRESS {
                 var pfd = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)

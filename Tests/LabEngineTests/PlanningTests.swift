@@ -523,6 +523,7 @@ func newContent(_ plan: StepPlan) -> String { String(decoding: plan.stdin, as: U
         #expect(plan.stdin == [1, 2, 3])
         #expect(plan.commands == [
             "rm -rf -- /opt/app.labctl-new /opt/app.labctl-old",
+            "trap 'if [ ! -e /opt/app ] && [ -e /opt/app.labctl-old ]; then mv -- /opt/app.labctl-old /opt/app; fi; rm -rf -- /opt/app.labctl-new' EXIT",
             "mkdir -p -- /opt/app.labctl-new",
             "tar -x -f - -C /opt/app.labctl-new --no-same-owner",
             "chown -R -- app /opt/app.labctl-new",

@@ -189,6 +189,24 @@ import Testing
         #expect(hostDigest == op.source.digest(excluding: ["node_modules"]) + "\n")
     }
 
+    /// An upload that fails after the kept entries were moved into the new copy (its owner does
+    /// not exist): the old copy, node_modules and all, is as it was, and no staging is left.
+    @Test func aFailedUploadLeavesTheOldCopyWhole() async throws {
+        let scratch = Scratch()
+        scratch.write("src/server.js", "old\n")
+        let old = UploadOperation(source: try LocalTree.load(scratch.file("src")), dest: scratch.file("dest"), keep: ["node_modules"])
+        try await converge(old)
+        scratch.write("dest/node_modules/made-on-the-host.js", "y")
+        scratch.write("src/server.js", "new\n")
+        let failing = UploadOperation(
+            source: try LocalTree.load(scratch.file("src")), dest: scratch.file("dest"), owner: "labctl-no-such-user", keep: ["node_modules"])
+        await #expect(throws: StepFailure.self) { try await converge(failing) }
+        #expect(scratch.read("dest/server.js") == "old\n")
+        #expect(scratch.read("dest/node_modules/made-on-the-host.js") == "y")
+        #expect(!FileManager.default.fileExists(atPath: scratch.file("dest.labctl-new")))
+        #expect(!FileManager.default.fileExists(atPath: scratch.file("dest.labctl-old")))
+    }
+
     @Test func longPathsInTheTar() async throws {
         let scratch = Scratch()
         let deep = (1...12).map { "directory\($0)" }.joined(separator: "/")

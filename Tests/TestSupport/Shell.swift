@@ -6,6 +6,12 @@ public struct LocalResult: Sendable {
     public var stdout: String
     public var stderr: String
     public var succeeded: Bool { status == 0 }
+
+    public init(status: Int32, stdout: String, stderr: String) {
+        self.status = status
+        self.stdout = stdout
+        self.stderr = stderr
+    }
 }
 
 public struct LocalCommandFailed: Error, CustomStringConvertible {
