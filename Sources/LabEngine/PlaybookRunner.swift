@@ -233,6 +233,8 @@ struct HostRun {
 
     enum Stop: Error {
         case failed(String)
+        /// The connection went away under the run: the host is unreachable, not failed.
+        case unreachable(String)
         case cancelled
     }
 
@@ -280,6 +282,9 @@ struct HostRun {
             switch error {
             case .failed(let message):
                 status = .failed
+                failure = message
+            case .unreachable(let message):
+                status = .unreachable
                 failure = message
             case .cancelled:
                 status = .cancelled
@@ -491,11 +496,11 @@ struct HostRun {
                 let why = "\(outcome.failure ?? "the connection was lost") before its commands were seen to end"
                 let message = plan.changes ? "may have changed: \(why)" : why
                 state.record(result(plan.changes ? .changed : .ok, message: message, plan: plan, uncertain: plan.changes), progress: progress, host: host)
-                throw .failed("\(step.name): \(message)")
+                throw outcome.connectionLost ? .unreachable("\(step.name): \(message)") : .failed("\(step.name): \(message)")
             }
             if let failure = outcome.failure {
                 state.record(result(.failed, message: failure, plan: plan, output: outcome.output), progress: progress, host: host)
-                throw .failed("\(step.name): \(failure)")
+                throw outcome.connectionLost ? .unreachable("\(step.name): \(failure)") : .failed("\(step.name): \(failure)")
             }
             state.recorded.formUnion(owed)
             if entry.handler, state.recorded.contains(step.name) {
@@ -574,6 +579,7 @@ struct HostRun {
                 onLine: nil)
         } catch {
             if Task.isCancelled { throw .cancelled }
+            if error.connectionLost { throw .unreachable("probing the host failed: \(error.summary)") }
             throw .failed("probing the host failed: \(error.summary)")
         }
         if let holder = lock?.holderIfBusy(result.stdoutText) {
@@ -611,6 +617,8 @@ struct HostRun {
         /// The command was sent and its end was never seen (connection lost, labctl's own
         /// wait ran out): the change may or may not have been made.
         var unknown = false
+        /// The session went away under the command (see `SSHError.connectionLost`).
+        var connectionLost = false
     }
 
     /// The command that applies a plan, before any re-probe. The first line says the command is
@@ -682,7 +690,9 @@ struct HostRun {
                     if !pastMarker.isSet { progress(.output(host: host, step: step, line: line)) }
                 })
         } catch {
-            return Outcome(failure: error.summary, output: nil, facts: [:], unknown: error.commandMayHaveRun)
+            return Outcome(
+                failure: error.summary, output: nil, facts: [:], unknown: error.commandMayHaveRun,
+                connectionLost: error.connectionLost)
         }
         var stdout = result.stdoutText
         let ran = stdout.hasPrefix(started + "\n")

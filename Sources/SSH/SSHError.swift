@@ -53,6 +53,18 @@ public struct SSHError: Error, Sendable, CustomStringConvertible {
         self.kind = kind
     }
 
+    /// The session was up and then went away under a command: the host counts as unreachable
+    /// from then on, whatever the command had done (libssh2's socket receive, send and
+    /// disconnect errors; a connection ended by the keepalives is a receive error).
+    public var connectionLost: Bool {
+        guard operation == .exec || operation == .upload else { return false }
+        switch kind {
+        case .sessionClosed: return true
+        case .protocolError(let code, _): return [-43, -7, -13].contains(code)
+        default: return false
+        }
+    }
+
     /// One sentence for the user.
     public var description: String {
         switch kind {
@@ -111,6 +123,8 @@ public struct SSHError: Error, Sendable, CustomStringConvertible {
             return "the SSH session is closed"
         case .cancelled:
             return "cancelled while \(operation.rawValue)"
+        case _ where connectionLost:
+            return "the connection was lost while \(operation.rawValue) (the host went down or rebooted, its sshd stopped, or the network between failed)"
         case .protocolError(-2, _), .protocolError(-13, _):
             return "the server closed the connection before SSH began (is sshd running, and is this an SSH port?)"
         case .protocolError(let code, let message):
