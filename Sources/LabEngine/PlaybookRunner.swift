@@ -170,7 +170,13 @@ public struct PlaybookRunner: Sendable {
         let hosts = selectedTargets.filter { target in
             steps.contains { PlaybookValidator.targets(of: $0, in: [target.facts]).isEmpty == false }
         }
-        let forks = max(1, options.forks)
+        // A rolling group needs every host of the run at its start (it begins when all have
+        // reached it), so a playbook with one works on all its hosts at once.
+        let rollouts = PlaybookValidator.rollouts(of: Playbook(file: playbook.file, steps: steps, handlers: []))
+        let coordinator = rollouts.isEmpty ? nil : RolloutCoordinator(
+            hosts: hosts.map(\.name),
+            rollouts: rollouts.map { ($0, PlaybookValidator.targets(of: $0.hosts, in: hosts.map(\.facts)).map(\.name)) })
+        let forks = rollouts.isEmpty ? max(1, options.forks) : max(1, hosts.count)
         var reports: [String: HostReport] = [:]
         await withTaskGroup(of: HostReport.self) { group in
             var next = 0
@@ -180,7 +186,7 @@ public struct PlaybookRunner: Sendable {
                 let target = hosts[next]
                 next += 1
                 group.addTask {
-                    await HostRun(target: target, runner: self, playbook: playbook, steps: steps, progress: progress).run()
+                    await HostRun(target: target, runner: self, playbook: playbook, steps: steps, progress: progress, coordinator: coordinator).run()
                 }
             }
             for _ in 0..<min(forks, hosts.count) { startNext() }
@@ -212,6 +218,8 @@ struct HostRun {
     let playbook: Playbook
     let steps: [PlaybookStep]
     let progress: @Sendable (RunEvent) -> Void
+    /// Where the hosts meet at rolling groups; nil when the playbook has none.
+    var coordinator: RolloutCoordinator? = nil
 
     var pendingRecords: PendingHandlers {
         PendingHandlers(stateDirectory: target.stateDirectory ?? runner.options.stateDirectory, playbookFile: playbook.file, handlers: playbook.handlers.map(\.name))
@@ -235,12 +243,20 @@ struct HostRun {
         case failed(String)
         /// The connection went away under the run: the host is unreachable, not failed.
         case unreachable(String)
+        /// A rolling group stopped before this host's turn.
+        case notStarted(String)
         case cancelled
     }
 
     var host: String { target.name }
 
     func run() async -> HostReport {
+        let report = await runSteps()
+        await coordinator?.ended(host)
+        return report
+    }
+
+    func runSteps() async -> HostReport {
         let start = ContinuousClock.now
         if Task.isCancelled { return HostReport(host: host, status: .cancelled, error: "interrupted") }
         progress(.connecting(host: host))
@@ -260,23 +276,33 @@ struct HostRun {
         do throws(Stop) {
             // Steps run in segments: a `flush_handlers` step ends one and runs the handlers
             // notified so far; the rest run at the end.
-            var segments: [[Entry]] = [[]]
+            // A rolling group is a segment of its own, which every host reaches (those it does
+            // not name wait there until it is over).
+            var segments: [Segment] = [Segment()]
             var count = 0
-            for step in steps where !PlaybookValidator.targets(of: step, in: [target.facts]).isEmpty {
+            for step in steps {
+                if step.rollout?.id != segments[segments.count - 1].rollout?.id {
+                    segments.append(Segment(rollout: step.rollout))
+                }
+                guard !PlaybookValidator.targets(of: step, in: [target.facts]).isEmpty else { continue }
                 defer { count += 1 }
                 if let when = step.when, !target.context.evaluate(when.value) {
-                    segments[segments.count - 1].append(Entry(id: count, step: step, handler: false, operation: nil, skip: "condition is false: \(when.value.text)"))
+                    segments[segments.count - 1].entries.append(Entry(id: count, step: step, handler: false, operation: nil, skip: "condition is false: \(when.value.text)"))
                     continue
                 }
                 if step.action == .flushHandlers {
-                    segments.append([])
+                    segments.append(Segment())
                     continue
                 }
-                segments[segments.count - 1].append(Entry(id: count, step: step, handler: false, operation: try compile(step, state: &state)))
+                segments[segments.count - 1].entries.append(Entry(id: count, step: step, handler: false, operation: try compile(step, state: &state)))
             }
             for segment in segments {
-                try await execute(segment, state: &state)
-                try await runHandlers(state: &state)
+                if let rollout = segment.rollout {
+                    try await roll(segment.entries, in: rollout, state: &state)
+                } else {
+                    try await execute(segment.entries, state: &state)
+                    try await runHandlers(state: &state)
+                }
             }
         } catch {
             switch error {
@@ -286,16 +312,24 @@ struct HostRun {
             case .unreachable(let message):
                 status = .unreachable
                 failure = message
+            case .notStarted(let message):
+                status = .notStarted
+                failure = message
             case .cancelled:
                 status = .cancelled
                 failure = "interrupted"
             }
         }
         await session.close()
+        for delegate in state.delegates.values { await delegate.close() }
+        if !state.outOfRotation.isEmpty {
+            failure = (failure ?? "") + "; \(host) is out of rotation on \(state.outOfRotation.joined(separator: ", ")) until a run that succeeds on it puts it back"
+        }
         return HostReport(
             host: host, status: status, error: failure, steps: state.results, connectSeconds: connectSeconds,
             roundTrips: state.roundTrips, probeSeconds: state.probeSeconds, seconds: (ContinuousClock.now - start).seconds,
-            pendingHandlers: playbook.handlers.map(\.name).filter(state.recorded.contains))
+            pendingHandlers: playbook.handlers.map(\.name).filter(state.recorded.contains), turns: state.turns,
+            outOfRotation: state.outOfRotation)
     }
 
     /// The handlers notified since they last ran, once each, in the order the playbook lists them.
@@ -372,8 +406,19 @@ struct HostRun {
         }
     }
 
+    /// Steps run between two handler runs; a rolling group's steps are a segment of their own.
+    struct Segment {
+        var rollout: Rollout? = nil
+        var entries: [Entry] = []
+    }
+
     struct State {
         var session: any HostSession
+        /// Sessions to the hosts a rotation runs on (the load balancers), opened when first needed.
+        var delegates: [String: any HostSession] = [:]
+        var turns: [RollingTurn] = []
+        /// Load balancers this host is out of rotation on right now.
+        var outOfRotation: [String] = []
         var results: [StepResult] = []
         var notified: Set<String> = []
         /// Handlers whose record is on the host now (found by the probe or written this run).

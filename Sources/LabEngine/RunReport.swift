@@ -48,6 +48,9 @@ public enum HostStatus: String, Sendable, Codable, Hashable {
     case unreachable
     /// The run was interrupted (Ctrl-C) before the host finished.
     case cancelled
+    /// A rolling group stopped (a batch before this host's failed) before this host's turn:
+    /// nothing of the group, or after it, ran here.
+    case notStarted = "not started"
 }
 
 public struct HostReport: Sendable, Codable, Hashable {
@@ -66,11 +69,20 @@ public struct HostReport: Sendable, Codable, Hashable {
     /// Handlers notified by a change whose record is still on the host (the run stopped before
     /// they ran, or they failed): the next run of the playbook runs them.
     public var pendingHandlers: [String]
+    /// This host's time in each rolling group it ran (its turn, or at once when it had no turn
+    /// to wait for): what shows that servers were updated one after another.
+    public var turns: [RollingTurn]
+    /// The load balancers this host was taken out of and not put back into (its update
+    /// failed or was interrupted): the next run that succeeds on it puts it back.
+    public var outOfRotation: [String]
 
     public init(
         host: String, status: HostStatus, error: String? = nil, steps: [StepResult] = [], connectSeconds: Double = 0,
-        roundTrips: Int = 0, probeSeconds: Double = 0, seconds: Double = 0, pendingHandlers: [String] = []
+        roundTrips: Int = 0, probeSeconds: Double = 0, seconds: Double = 0, pendingHandlers: [String] = [],
+        turns: [RollingTurn] = [], outOfRotation: [String] = []
     ) {
+        self.turns = turns
+        self.outOfRotation = outOfRotation
         self.host = host
         self.status = status
         self.error = error
@@ -83,6 +95,25 @@ public struct HostReport: Sendable, Codable, Hashable {
     }
 
     public func count(_ status: StepStatus) -> Int { steps.filter { $0.status == status }.count }
+}
+
+/// One host's run through a rolling group.
+public struct RollingTurn: Sendable, Codable, Hashable {
+    public var group: String
+    /// False when the host went at once (nothing to change, or not serving yet).
+    public var inTurn: Bool
+    /// Whether it was taken out of rotation for its update.
+    public var takenOut: Bool
+    public var startedAt: Date
+    public var endedAt: Date
+
+    public init(group: String, inTurn: Bool, takenOut: Bool, startedAt: Date, endedAt: Date) {
+        self.group = group
+        self.inTurn = inTurn
+        self.takenOut = takenOut
+        self.startedAt = startedAt
+        self.endedAt = endedAt
+    }
 }
 
 /// A whole run as data (`--json`).

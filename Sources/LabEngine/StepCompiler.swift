@@ -233,9 +233,20 @@ public struct PlaybookValidator: Sendable {
 
     /// The hosts a step runs on, in inventory order.
     public static func targets(of step: PlaybookStep, in hosts: [HostFacts]) -> [HostFacts] {
-        let names = Set(step.hosts.map(\.value))
+        targets(of: step.hosts, in: hosts)
+    }
+
+    /// The hosts that roles, host names or "all" name, in inventory order.
+    public static func targets(of names: [Located<String>], in hosts: [HostFacts]) -> [HostFacts] {
+        let names = Set(names.map(\.value))
         if names.contains("all") { return hosts }
         return hosts.filter { host in names.contains(host.name) || host.roles.contains(where: names.contains) }
+    }
+
+    /// The playbook's rolling groups, in order.
+    public static func rollouts(of playbook: Playbook) -> [Rollout] {
+        var seen = Set<Int>()
+        return playbook.steps.compactMap(\.rollout).filter { seen.insert($0.id).inserted }
     }
 
     public func validate(_ playbook: Playbook) -> [PlaybookIssue] {
@@ -257,11 +268,26 @@ public struct PlaybookValidator: Sendable {
                 handlerHosts[name.value, default: []] += Self.targets(of: step, in: hosts)
             }
         }
+        // A rotation's commands are rendered with the rolling host's variables, wherever they run.
+        var rotationSteps: [(PlaybookStep, [HostFacts])] = []
+        for rollout in Self.rollouts(of: playbook) {
+            guard let rotation = rollout.rotation else { continue }
+            for target in rotation.via where target.value != "all" && !roles.contains(target.value) && !names.contains(target.value) {
+                let hint = PlaybookSuggestion.hint(for: target.value, in: roles.sorted() + names.sorted())
+                issues.append(PlaybookIssue(
+                    "'via' of the rotation names '\(target.value)', which is neither a role nor a host in the inventory\(hint) (roles: \(roles.sorted().joined(separator: ", ")))",
+                    at: target.location))
+            }
+            let rolling = Self.targets(of: rollout.hosts, in: hosts)
+            let commands = rotation.steps(of: rollout)
+            rotationSteps += ([commands.serving, commands.takeOut, commands.putBack].compactMap { $0 }).map { ($0, rolling) }
+        }
         let all = playbook.steps.map { ($0, Self.targets(of: $0, in: hosts)) }
             + playbook.handlers.map { handler in
                 let targets = handlerHosts[handler.name] ?? []
                 return (handler, hosts.filter { h in targets.contains { $0.name == h.name } })
             }
+            + rotationSteps
         for (step, targets) in all {
             // One entry per problem, naming the hosts it concerns when it is not all of them.
             var found: [PlaybookIssue: [String]] = [:]

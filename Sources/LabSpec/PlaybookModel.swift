@@ -59,10 +59,13 @@ public struct PlaybookStep: Sendable, Hashable {
     public var become: Bool?
     public var tags: [String]
     public var location: SourceLocation
+    /// The rolling group this step belongs to (its `steps:`), nil for a step of its own.
+    public var rollout: Rollout?
 
     public init(
         name: String, hosts: [Located<String>], action: StepAction, when: Located<Condition>? = nil,
-        notify: [Located<String>] = [], become: Bool? = nil, tags: [String] = [], location: SourceLocation
+        notify: [Located<String>] = [], become: Bool? = nil, tags: [String] = [], location: SourceLocation,
+        rollout: Rollout? = nil
     ) {
         self.name = name
         self.hosts = hosts
@@ -72,6 +75,63 @@ public struct PlaybookStep: Sendable, Hashable {
         self.become = become
         self.tags = tags
         self.location = location
+        self.rollout = rollout
+    }
+}
+
+/// A group of steps run on `serial` hosts at a time (a step with `steps:` and `serial:`): the
+/// group begins when every host of the run has done the steps before it, hosts take their
+/// turns in inventory order, each batch's steps and the handlers they notify finish before the
+/// next batch starts, and nobody goes on past the group until it is over. A batch with more
+/// than `maxFail` failed hosts stops the rollout: the hosts not reached are "not started".
+public struct Rollout: Sendable, Hashable {
+    /// Its position among the playbook's groups.
+    public var id: Int
+    public var name: String
+    public var hosts: [Located<String>]
+    public var serial: Int
+    public var maxFail: Int
+    public var rotation: Rotation?
+    public var location: SourceLocation
+
+    public init(id: Int, name: String, hosts: [Located<String>], serial: Int, maxFail: Int, rotation: Rotation?, location: SourceLocation) {
+        self.id = id
+        self.name = name
+        self.hosts = hosts
+        self.serial = serial
+        self.maxFail = maxFail
+        self.rotation = rotation
+        self.location = location
+    }
+}
+
+/// How a rolling group takes a host out of a load balancer's rotation while it is updated,
+/// and puts it back once its steps and handlers succeeded. Only a host that is serving
+/// (`serving` succeeds on it) and has something to change waits for its turn and is taken out;
+/// one that is not serving yet is updated at once, beside the first batch.
+public struct Rotation: Sendable, Hashable {
+    /// The hosts or roles (the load balancers) that `takeOut` and `putBack` run on, as root,
+    /// rendered with the rolling host's variables.
+    public var via: [Located<String>]
+    /// Runs on the rolling host (with the group's `become`): succeeds when it is in service.
+    public var serving: TemplateArgument?
+    public var takeOut: TemplateArgument
+    public var putBack: TemplateArgument
+
+    public init(via: [Located<String>], serving: TemplateArgument?, takeOut: TemplateArgument, putBack: TemplateArgument) {
+        self.via = via
+        self.serving = serving
+        self.takeOut = takeOut
+        self.putBack = putBack
+    }
+
+    /// The commands as command steps of their own, so they are rendered, checked and run like
+    /// every other step.
+    public func steps(of rollout: Rollout) -> (serving: PlaybookStep?, takeOut: PlaybookStep, putBack: PlaybookStep) {
+        func step(_ name: String, _ run: TemplateArgument, on hosts: [Located<String>]) -> PlaybookStep {
+            PlaybookStep(name: "\(rollout.name): \(name)", hosts: hosts, action: .command(CommandArguments(run: run, env: [:])), become: true, location: run.location)
+        }
+        return (serving.map { step("in service?", $0, on: rollout.hosts) }, step("out of rotation", takeOut, on: via), step("back in rotation", putBack, on: via))
     }
 }
 

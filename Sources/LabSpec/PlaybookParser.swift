@@ -145,6 +145,9 @@ public enum PlaybookParser {
     ]
 
     static let stepKeys = ["name", "hosts", "when", "notify", "become", "tags"]
+    /// A rolling group: a step with `steps:` (docs/playbooks.md, "Rolling groups").
+    static let groupKeys = ["name", "hosts", "become", "tags", "serial", "max_fail", "rotation", "steps"]
+    static let rotationKeys = ["via", "serving", "take_out", "put_back"]
 }
 
 /// The ranges of a playbook's numbers (docs/playbooks.md).
@@ -168,6 +171,8 @@ private func kindName(_ node: Node) -> String {
 private struct IssueCollector {
     let file: String
     var issues: [PlaybookIssue] = []
+    /// Rolling groups seen so far: the next one's id.
+    var groups = 0
 
     init(file: String, yaml: String) {
         self.file = file
@@ -263,18 +268,113 @@ private struct IssueCollector {
             report("'\(isHandler ? "handlers" : "steps")' must be a list of steps; got \(kindName(node))", at: node)
             return []
         }
-        return sequence.compactMap { step($0, isHandler: isHandler) }
+        var steps: [PlaybookStep] = []
+        for item in sequence {
+            if !isHandler, case .mapping(let mapping) = item, mapping["steps"] != nil {
+                steps += group(item, mapping)
+            } else if let step = step(item, isHandler: isHandler) {
+                steps.append(step)
+            }
+        }
+        return steps
     }
 
-    mutating func step(_ node: Node, isHandler: Bool) -> PlaybookStep? {
+    /// A rolling group, flattened: its steps, each carrying the group (`rollout`), with the
+    /// group's hosts, `become` and tags.
+    mutating func group(_ node: Node, _ mapping: Node.Mapping) -> [PlaybookStep] {
+        let before = issues.count
+        for (key, _) in mapping where !PlaybookParser.groupKeys.contains(key.string ?? "") {
+            let name = key.string ?? ""
+            let hint = PlaybookSuggestion.hint(for: name, in: PlaybookParser.groupKeys)
+            report("unknown key '\(name)' in a rolling group\(hint); a group takes \(PlaybookParser.groupKeys.joined(separator: ", ")) (its steps say what to do)", at: key)
+        }
+        let name = mapping["name"].flatMap { string($0, what: "the group's 'name'") }
+        let label = name.map { "group '\($0)'" } ?? "a group"
+        if mapping["name"] == nil { report("\(label) has no 'name'; every group needs one", at: node) }
+        let hosts = mapping["hosts"].flatMap { stringList($0, what: "'hosts'") } ?? []
+        if mapping["hosts"] == nil { report("\(label) has no 'hosts'; its steps run on them", at: node) }
+        let become = mapping["become"].flatMap { bool($0, what: "'become'") }
+        let tags = mapping["tags"].flatMap { stringList($0, what: "'tags'") }?.map(\.value) ?? []
+        var serial = 1
+        if let value = mapping["serial"], let number = int(value, what: "'serial'") {
+            if number < 1 || number > 1000 { report("'serial' of \(label) must be between 1 and 1000 hosts at a time; got \(number)", at: value) }
+            serial = number
+        }
+        var maxFail = 0
+        if let value = mapping["max_fail"], let number = int(value, what: "'max_fail'") {
+            if number < 0 || number > 1000 { report("'max_fail' of \(label) must be between 0 and 1000 failed hosts per batch; got \(number)", at: value) }
+            maxFail = number
+        }
+        var rotation: Rotation?
+        if let value = mapping["rotation"] {
+            rotation = self.rotation(value, label: label)
+        }
+        guard let list = mapping["steps"], case .sequence(let sequence) = list else {
+            if let list = mapping["steps"] { report("'steps' of \(label) must be a list of steps; got \(kindName(list))", at: list) }
+            return []
+        }
+        if sequence.isEmpty { report("\(label) has no steps", at: list) }
+        let rollout = Rollout(
+            id: groups, name: name ?? "", hosts: hosts, serial: serial, maxFail: maxFail, rotation: rotation, location: location(node))
+        groups += 1
+        var steps: [PlaybookStep] = []
+        for item in sequence {
+            if case .mapping(let inner) = item {
+                if let nested = inner["steps"] {
+                    report("a group cannot hold another group; list its steps here instead", at: nested)
+                    continue
+                }
+                if let value = inner["hosts"] {
+                    report("a step of \(label) runs on the group's hosts; remove its 'hosts'", at: value)
+                    continue
+                }
+                if let value = inner["flush_handlers"] {
+                    report("\(label) runs its handlers when each batch ends; flush_handlers is not needed inside it", at: value)
+                    continue
+                }
+            }
+            guard var step = step(item, isHandler: false, inheritedHosts: hosts) else { continue }
+            step.become = step.become ?? become
+            step.tags += tags
+            step.rollout = rollout
+            steps.append(step)
+        }
+        return issues.count == before ? steps : []
+    }
+
+    mutating func rotation(_ node: Node, label: String) -> Rotation? {
+        guard case .mapping(let mapping) = node else {
+            report("'rotation' of \(label) must be a mapping with via, take_out and put_back; got \(kindName(node))", at: node)
+            return nil
+        }
+        for (key, _) in mapping where !PlaybookParser.rotationKeys.contains(key.string ?? "") {
+            let name = key.string ?? ""
+            report("unknown key '\(name)' in 'rotation'\(PlaybookSuggestion.hint(for: name, in: PlaybookParser.rotationKeys)); it takes \(PlaybookParser.rotationKeys.joined(separator: ", "))", at: key)
+        }
+        func command(_ key: String) -> TemplateArgument? {
+            guard let value = mapping[key] else { return nil }
+            return string(value, what: "'\(key)' of rotation").map { Located($0, at: contentLocation(value)) }
+        }
+        let via = mapping["via"].flatMap { stringList($0, what: "'via' of rotation") } ?? []
+        if mapping["via"] == nil { report("'rotation' of \(label) has no 'via': name the load balancer's role or host", at: node) }
+        let takeOut = command("take_out")
+        let putBack = command("put_back")
+        if mapping["take_out"] == nil || mapping["put_back"] == nil {
+            report("'rotation' of \(label) needs both 'take_out' and 'put_back' commands", at: node)
+        }
+        guard let takeOut, let putBack, !via.isEmpty else { return nil }
+        return Rotation(via: via, serving: command("serving"), takeOut: takeOut, putBack: putBack)
+    }
+
+    mutating func step(_ node: Node, isHandler: Bool, inheritedHosts: [Located<String>]? = nil) -> PlaybookStep? {
         guard case .mapping(let mapping) = node else {
             report("a step must be a mapping with 'name:', 'hosts:' and one step type; got \(kindName(node))", at: node)
             return nil
         }
         let before = issues.count
         var name: String?
-        var hosts: [Located<String>] = []
-        var hostsSeen = false
+        var hosts: [Located<String>] = inheritedHosts ?? []
+        var hostsSeen = inheritedHosts != nil
         var when: Located<Condition>?
         var notify: [Located<String>] = []
         var become: Bool?

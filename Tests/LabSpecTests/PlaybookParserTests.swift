@@ -216,3 +216,76 @@ import Testing
         #expect(PlaybookSuggestion.closest(to: "zzz", in: ["package", "file"]) == nil)
     }
 }
+
+/// Rolling groups: a step with `steps:`, flattened into its steps, each carrying the group.
+@Suite struct RollingGroupParsingTests {
+    func issues(_ yaml: String) -> [String] { PlaybookParserTests().issues(yaml) }
+
+    @Test func aGroupsStepsCarryItsHostsBecomeTagsAndSettings() throws {
+        let book = try PlaybookParser.parse(yaml: """
+            steps:
+              - name: first
+                hosts: proxy
+                command: "true"
+              - name: the app, in turns
+                hosts: app
+                serial: 2
+                max_fail: 1
+                become: true
+                tags: [app]
+                rotation:
+                  via: proxy
+                  serving: "systemctl is-active -q app"
+                  take_out: "out {{address}}"
+                  put_back: "in {{address}}"
+                steps:
+                  - name: update
+                    command: "true"
+                  - name: check
+                    become: false
+                    command: "true"
+            """, file: "site.yml")
+        #expect(book.steps.map(\.name) == ["first", "update", "check"])
+        #expect(book.steps[0].rollout == nil)
+        let rollout = try #require(book.steps[1].rollout)
+        #expect(book.steps[2].rollout == rollout)
+        #expect(rollout.serial == 2 && rollout.maxFail == 1 && rollout.name == "the app, in turns")
+        #expect(rollout.rotation?.via.map(\.value) == ["proxy"])
+        #expect(rollout.rotation?.takeOut.value == "out {{address}}")
+        #expect(book.steps[1].hosts.map(\.value) == ["app"])
+        #expect(book.steps[1].become == true && book.steps[2].become == false)
+        #expect(book.steps[1].tags == ["app"])
+    }
+
+    @Test func whatAGroupRefuses() {
+        let nested = issues("""
+            - name: g
+              hosts: app
+              serial: 1
+              steps:
+                - name: inner
+                  steps: [ { name: x, command: "true" } ]
+                - name: own hosts
+                  hosts: proxy
+                  command: "true"
+                - name: flush
+                  flush_handlers: true
+            """)
+        #expect(nested.contains { $0.contains("a group cannot hold another group") })
+        #expect(nested.contains { $0.contains("runs on the group's hosts; remove its 'hosts'") })
+        #expect(nested.contains { $0.contains("flush_handlers is not needed inside it") })
+        let settings = issues("""
+            - name: g
+              hosts: app
+              serial: 0
+              max_fail: -1
+              parallel: 2
+              rotation: { via: proxy, take_out: "x" }
+              steps: [ { name: x, command: "true" } ]
+            """)
+        #expect(settings.contains { $0.contains("'serial' of group 'g' must be between 1 and 1000") })
+        #expect(settings.contains { $0.contains("'max_fail' must be a whole number") })
+        #expect(settings.contains { $0.contains("unknown key 'parallel' in a rolling group") })
+        #expect(settings.contains { $0.contains("needs both 'take_out' and 'put_back'") })
+    }
+}
