@@ -5,41 +5,51 @@ import SSH
 /// A rolling group on one host: wait for the turn, leave the load balancer's rotation, run the
 /// group's steps and the handlers they notify, come back into rotation.
 extension HostRun {
-    func roll(_ entries: [Entry], in rollout: Rollout, state: inout State) async throws(Stop) {
-        guard let coordinator else {
-            try await execute(entries, state: &state)
-            try await runHandlers(state: &state)
-            return
+    func roll(_ parts: [[Entry]], in rollout: Rollout, state: inout State) async throws(Stop) {
+        func steps(_ state: inout State) async throws(Stop) {
+            for part in parts {
+                try await execute(part, state: &state)
+                try await runHandlers(state: &state)
+            }
         }
+        guard let coordinator else { return try await steps(&state) }
+        let entries = parts.flatMap { $0 }
         let named = await coordinator.participants(rollout.id)
         let participant = named.contains(host)
         var needsTurn = false
+        var serving = false
         if participant {
-            needsTurn = rollout.rotation == nil ? true : try await hasWorkWhileServing(entries, rollout: rollout, state: &state)
+            if rollout.rotation == nil {
+                needsTurn = true
+            } else {
+                (needsTurn, serving) = try await workAndService(entries, rollout: rollout, state: &state)
+                needsTurn = needsTurn && serving
+            }
         }
-        switch await coordinator.arrive(rollout.id, host: host, needsTurn: needsTurn) {
+        switch await coordinator.arrive(rollout.id, host: host, needsTurn: needsTurn, serving: serving) {
         case .pass:
             return
         case .cancelled:
             throw .cancelled
         case .notStarted(let why):
             throw .notStarted("not started: \(why)")
-        case .run(let inTurn):
-            // Taking the only server out of rotation would take the site down for nothing.
-            let takeOut = inTurn && rollout.rotation != nil && !runner.options.check && named.count > 1
-            if inTurn, rollout.rotation != nil, named.count == 1 {
+        case .run(let inTurn, let othersServing):
+            // Taking out the last server in service would take the site down for nothing: it
+            // is updated in rotation, and the report says the site is down meanwhile.
+            let takeOut = inTurn && rollout.rotation != nil && !runner.options.check && othersServing > 0
+            if inTurn, rollout.rotation != nil, othersServing == 0 {
+                let why = named.count == 1 ? "\(host) is the only host of the group" : "no other host of the group is serving now"
                 state.record(
                     StepResult(
                         name: "\(rollout.name): \(host) stays in rotation", type: "rotation", status: .skipped, handler: false,
-                        message: "\(host) is the only host of the group, so nothing can serve while it is updated: the site is down until it is back"),
+                        message: "\(why), so nothing can serve while it is updated: the site is down until it is back"),
                     progress: progress, host: host)
             }
             let started = Date()
             func turn() -> RollingTurn { RollingTurn(group: rollout.name, inTurn: inTurn, takenOut: takeOut, startedAt: started, endedAt: Date()) }
             do throws(Stop) {
                 if takeOut { try await rotate(rollout, out: true, state: &state) }
-                try await execute(entries, state: &state)
-                try await runHandlers(state: &state)
+                try await steps(&state)
                 if takeOut { try await rotate(rollout, out: false, state: &state) }
             } catch {
                 state.turns.append(turn())
@@ -52,8 +62,8 @@ extension HostRun {
     }
 
     /// Whether the group has something to change here (a step whose plan changes something, or
-    /// a handler owed) while the host is in service (`serving` succeeds, or there is none).
-    func hasWorkWhileServing(_ entries: [Entry], rollout: Rollout, state: inout State) async throws(Stop) -> Bool {
+    /// a handler owed), and whether the host is in service (`serving` succeeds, or there is none).
+    func workAndService(_ entries: [Entry], rollout: Rollout, state: inout State) async throws(Stop) -> (work: Bool, serving: Bool) {
         let active = entries.filter { $0.operation != nil }
         var work = !state.notified.isEmpty
         if !active.isEmpty {
@@ -69,15 +79,15 @@ extension HostRun {
                 }
             }
         }
-        guard work, let serving = rollout.rotation?.steps(of: rollout).serving else { return work }
+        guard let serving = rollout.rotation?.steps(of: rollout).serving else { return (work, true) }
         let operation = try compile(serving, state: &state)
-        guard let command = operation as? CommandOperation else { return work }
+        guard let command = operation as? CommandOperation else { return (work, true) }
         state.roundTrips += 1
         do {
             let result = try await Self.finishing(
                 RemoteCommand(arguments: ["sh", "-c", command.invocation(command.run)], timeout: .seconds(60), become: becomeFor(serving)),
                 on: state.session, onLine: nil)
-            return result.succeeded
+            return (work, result.succeeded)
         } catch {
             if error.connectionLost { throw .unreachable("\(serving.name): \(error.summary)") }
             throw .failed("\(serving.name): \(error.summary)")

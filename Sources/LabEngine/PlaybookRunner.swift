@@ -287,20 +287,25 @@ struct HostRun {
                 guard !PlaybookValidator.targets(of: step, in: [target.facts]).isEmpty else { continue }
                 defer { count += 1 }
                 if let when = step.when, !target.context.evaluate(when.value) {
-                    segments[segments.count - 1].entries.append(Entry(id: count, step: step, handler: false, operation: nil, skip: "condition is false: \(when.value.text)"))
+                    segments[segments.count - 1].append(Entry(id: count, step: step, handler: false, operation: nil, skip: "condition is false: \(when.value.text)"))
                     continue
                 }
                 if step.action == .flushHandlers {
-                    segments.append(Segment())
+                    // Inside a group the handlers run there, within the host's turn.
+                    if step.rollout != nil {
+                        segments[segments.count - 1].parts.append([])
+                    } else {
+                        segments.append(Segment())
+                    }
                     continue
                 }
-                segments[segments.count - 1].entries.append(Entry(id: count, step: step, handler: false, operation: try compile(step, state: &state)))
+                segments[segments.count - 1].append(Entry(id: count, step: step, handler: false, operation: try compile(step, state: &state)))
             }
             for segment in segments {
                 if let rollout = segment.rollout {
-                    try await roll(segment.entries, in: rollout, state: &state)
+                    try await roll(segment.parts, in: rollout, state: &state)
                 } else {
-                    try await execute(segment.entries, state: &state)
+                    try await execute(segment.parts[0], state: &state)
                     try await runHandlers(state: &state)
                 }
             }
@@ -409,7 +414,10 @@ struct HostRun {
     /// Steps run between two handler runs; a rolling group's steps are a segment of their own.
     struct Segment {
         var rollout: Rollout? = nil
-        var entries: [Entry] = []
+        /// The steps, split where a group's flush_handlers runs the handlers notified so far.
+        var parts: [[Entry]] = [[]]
+
+        mutating func append(_ entry: Entry) { parts[parts.count - 1].append(entry) }
     }
 
     struct State {

@@ -1,15 +1,17 @@
 import LabSpec
 
 /// Where the hosts of one run meet at each rolling group (`Rollout`): the group opens when
-/// every host of the run has reached it or ended; hosts that are serving and have something to
-/// change take turns, `serial` at a time in inventory order; hosts that need no turn (nothing
-/// to change, or not serving yet) go at once; hosts the group does not name wait until the
-/// group is over. A batch with more failures than `maxFail` stops the group: the hosts still
+/// every host of the run has reached it or ended; hosts that need no turn (nothing to change,
+/// or not serving yet) go first, all at once; then hosts that are serving and have something to
+/// change take turns, `serial` at a time in inventory order; hosts the group does not name wait
+/// until the group is over. A batch with more failures than `maxFail` stops the group: the hosts still
 /// waiting for their turn are not started.
 actor RolloutCoordinator {
     enum Admission: Sendable, Equatable {
-        /// Run the group's steps now; `inTurn` when this is the host's turn in a batch.
-        case run(inTurn: Bool)
+        /// Run the group's steps now; `inTurn` when this is the host's turn in a batch;
+        /// `othersServing`: hosts of the group serving meanwhile (not in this batch, not
+        /// stopped out of rotation), so that taking this one out leaves the site up.
+        case run(inTurn: Bool, othersServing: Int)
         /// The group is over (for a host it does not name).
         case pass
         /// The group stopped before this host's turn.
@@ -23,6 +25,8 @@ actor RolloutCoordinator {
         let participants: [String]
         var waiting: [String: CheckedContinuation<Admission, Never>] = [:]
         var needsTurn: [String: Bool] = [:]
+        var serving: Set<String> = []
+        var failedInTurn: Set<String> = []
         var opened = false
         var queue: [String] = []
         var running: Set<String> = []
@@ -45,13 +49,14 @@ actor RolloutCoordinator {
 
     /// Waits for the group to let this host in. `needsTurn` says whether the host has a change
     /// to make while serving (only then does it wait for a batch).
-    func arrive(_ id: Int, host: String, needsTurn: Bool) async -> Admission {
+    func arrive(_ id: Int, host: String, needsTurn: Bool, serving: Bool = false) async -> Admission {
         guard groups[id] != nil else { return .pass }
         if Task.isCancelled { return .cancelled }
         return await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
                 groups[id]!.waiting[host] = continuation
                 groups[id]!.needsTurn[host] = needsTurn
+                if serving { groups[id]!.serving.insert(host) }
                 open(id)
             }
         } onCancel: {
@@ -62,8 +67,12 @@ actor RolloutCoordinator {
     /// The host is done with the group's steps and handlers (`failed`: it stopped in them).
     func leave(_ id: Int, host: String, failed: Bool) {
         guard var group = groups[id] else { return }
-        if group.runningAtOnce.remove(host) == nil, group.running.remove(host) != nil, failed {
+        if group.runningAtOnce.remove(host) != nil {
+            // Updated and healthy: it serves while the others take their turns.
+            if !failed { group.serving.insert(host) }
+        } else if group.running.remove(host) != nil, failed {
             group.batchFailed.append(host)
+            group.failedInTurn.insert(host)
         }
         groups[id] = group
         if group.running.isEmpty { nextBatch(id) }
@@ -99,7 +108,7 @@ actor RolloutCoordinator {
                 group.queue.append(host)
             } else {
                 group.runningAtOnce.insert(host)
-                group.waiting.removeValue(forKey: host)!.resume(returning: .run(inTurn: false))
+                group.waiting.removeValue(forKey: host)!.resume(returning: .run(inTurn: false, othersServing: 0))
             }
         }
         groups[id] = group
@@ -107,8 +116,10 @@ actor RolloutCoordinator {
         finishIfOver(id)
     }
 
+    /// Batches begin once the hosts that went at once are done: one brought up meanwhile (not
+    /// serving before, a first deploy or a crashed app) then serves during the others' turns.
     private func nextBatch(_ id: Int) {
-        guard var group = groups[id], group.opened, group.running.isEmpty else { return }
+        guard var group = groups[id], group.opened, group.running.isEmpty, group.runningAtOnce.isEmpty else { return }
         if group.batchFailed.count > group.rollout.maxFail, group.stopped == nil {
             let failed = group.batchFailed.joined(separator: ", ")
             group.stopped = "the rollout of '\(group.rollout.name)' stopped after \(failed) failed"
@@ -120,9 +131,10 @@ actor RolloutCoordinator {
         group.batchFailed = []
         let batch = group.queue.prefix(group.rollout.serial)
         group.queue.removeFirst(batch.count)
+        let others = group.serving.subtracting(batch).subtracting(group.failedInTurn).count
         for host in batch {
             group.running.insert(host)
-            group.waiting.removeValue(forKey: host)?.resume(returning: .run(inTurn: true))
+            group.waiting.removeValue(forKey: host)?.resume(returning: .run(inTurn: true, othersServing: others))
         }
         groups[id] = group
     }

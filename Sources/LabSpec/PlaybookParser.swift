@@ -328,10 +328,6 @@ private struct IssueCollector {
                     report("a step of \(label) runs on the group's hosts; remove its 'hosts'", at: value)
                     continue
                 }
-                if let value = inner["flush_handlers"] {
-                    report("\(label) runs its handlers when each batch ends; flush_handlers is not needed inside it", at: value)
-                    continue
-                }
             }
             guard var step = step(item, isHandler: false, inheritedHosts: hosts) else { continue }
             step.become = step.become ?? become

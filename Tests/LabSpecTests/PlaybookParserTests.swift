@@ -268,12 +268,9 @@ import Testing
                 - name: own hosts
                   hosts: proxy
                   command: "true"
-                - name: flush
-                  flush_handlers: true
             """)
         #expect(nested.contains { $0.contains("a group cannot hold another group") })
         #expect(nested.contains { $0.contains("runs on the group's hosts; remove its 'hosts'") })
-        #expect(nested.contains { $0.contains("flush_handlers is not needed inside it") })
         let settings = issues("""
             - name: g
               hosts: app
