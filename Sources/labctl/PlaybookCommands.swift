@@ -152,6 +152,12 @@ enum PlaybookInvocation {
         await statusLine?.stop()
         Terminal.line("")
         Terminal.line(Recap.render(report))
+        // Said again under the recap, where a user who scrolled past the step looks first.
+        if report.hosts.contains(where: { host in
+            BecomeHint.applies(to: (host.error ?? "") + host.steps.map { ($0.message ?? "") + ($0.output ?? "") }.joined())
+        }) {
+            Terminal.line(BecomeHint.text.red)
+        }
         if let json = options.json {
             do {
                 try report.json().write(to: URL(fileURLWithPath: json))

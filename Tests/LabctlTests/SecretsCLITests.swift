@@ -59,13 +59,16 @@ import Testing
                 command: "ps -eo args > \(folder.path)/{{host.name}}.ps"
             """.write(toFile: folder.file("site.yml"), atomically: true, encoding: .utf8)
 
-        func labctl(becomePassword: String) throws -> (LocalResult, String) {
+        func labctl(becomePassword: String?) throws -> (LocalResult, String) {
             let report = folder.file("report.json")
             try? FileManager.default.removeItem(atPath: report)
+            var environment = ProcessInfo.processInfo.environment.filter { $0.key != "LABCTL_BECOME_PASSWORD" }
+            environment["LABCTL_KEY_PASSPHRASE"] = passphrase
+            if let becomePassword { environment["LABCTL_BECOME_PASSWORD"] = becomePassword }
             let result = try runLocal(
                 [labctlExecutablePath, "run", "-i", folder.file("inventory.json"), folder.file("site.yml"), "-v", "--vv",
                  "--json", report, "--state-dir", folder.file("state")],
-                environment: ["LABCTL_BECOME_PASSWORD": becomePassword, "LABCTL_KEY_PASSPHRASE": passphrase], check: false)
+                environment: environment, check: false)
             return (result, (try? String(contentsOfFile: report, encoding: .utf8)) ?? "")
         }
         func expectNoSecret(_ text: String, _ what: String) {
@@ -97,6 +100,13 @@ import Testing
             #expect(!text.contains("wrong \(suffix)"), "the wrong password was shown")
         }
         #expect(!FileManager.default.fileExists(atPath: marker), "a secret ran as a command")
+
+        // No password at all: the host whose sudo asks for one fails, and the way to give it
+        // (-K) is said under the recap too, where a user looks first.
+        let (none, _) = try labctl(becomePassword: nil)
+        #expect(none.status == 2, "\(none.stdout)\(none.stderr)")
+        let afterRecap = none.stdout.components(separatedBy: "RECAP").last ?? ""
+        #expect(afterRecap.contains("pass -K (or set LABCTL_BECOME_PASSWORD)"), "\(none.stdout)")
         for entry in try FileManager.default.subpathsOfDirectory(atPath: folder.path) where !entry.hasPrefix("id_locked") {
             guard let data = FileManager.default.contents(atPath: folder.file(entry)) else { continue }
             let text = String(decoding: data, as: UTF8.self)
