@@ -3,7 +3,7 @@
 SWIFT ?= swift
 LABCTL := .build/release/labctl
 
-.PHONY: deps build test lab down bench bench-engine bench-big clean
+.PHONY: deps build test lab down bench bench-engine bench-big bench-rollout clean
 
 deps:
 	./scripts/install-deps.sh
@@ -36,6 +36,11 @@ bench-big: deps
 	.build/release/big-playbook-bench
 
 # The engine against ansible-playbook and pyinfra: a no-op run of the same 10 steps on 3 and
+# deploy.yml's rolling update with 2 and 3 app servers on a local lab (root): the rollout
+# against the sum of the servers' turns, and what each turn spends.
+bench-rollout: build
+	LABCTL=$(LABCTL) bench/rollout.sh
+
 # 10 local-lab hosts (root; installs ansible-core and pyinfra into /var/cache/labctl-bench/venv).
 bench-engine: build
 	LABCTL=$(LABCTL) bench/engine-bench.sh

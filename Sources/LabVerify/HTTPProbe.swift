@@ -8,6 +8,8 @@ struct HTTPProbe: Sendable {
     var hostHeader: String?
     var status: Int?
     var servedBy: String?
+    /// The release the app says it runs (X-App-Version: the stand-in sends package.json's version).
+    var appVersion: String?
     var upstream: String?
     var body: String
     /// Why there was no response: refused, timed out, reset.
@@ -84,6 +86,7 @@ struct HTTPProber: Sendable {
             let response = try await client.execute(request, timeout: .milliseconds(Int64(timeout.milliseconds)))
             probe.status = Int(response.status.code)
             probe.servedBy = response.headers.first(name: "X-Served-By")
+            probe.appVersion = response.headers.first(name: "X-App-Version")
             probe.upstream = response.headers.first(name: "X-Upstream")
             let buffer = try await response.body.collect(upTo: Self.bodyLimit)
             probe.body = String(decoding: buffer.readableBytesView, as: UTF8.self)

@@ -216,6 +216,7 @@ final class VerifyRun {
                 passed = true
                 summary = "200 with the app's page in \(Self.ms(probe.milliseconds))"
                     + (probe.servedBy.map { ", X-Served-By: \($0)" } ?? "")
+                    + (probe.appVersion.map { ", version \($0)" } ?? "")
             }
             if passed {
                 directPages[host.name] = probe.body
@@ -227,6 +228,27 @@ final class VerifyRun {
                                summary: summary, evidence: evidence, seconds: probe.milliseconds / 1000))
         }
         identifier.learn(servedBy)
+        recordVersions(of: Array(zip(hosts.map(\.name), probes.map(\.appVersion))))
+    }
+
+    /// One version on every app server, outside a rollout: a mixed fleet (a rollout that
+    /// stopped half-way, a server left behind) serves users different apps.
+    func recordVersions(of versions: [(host: String, version: String?)]) {
+        let name = "every app server runs one version"
+        let known = versions.compactMap { entry in entry.version.map { (entry.host, $0) } }
+        guard !known.isEmpty else {
+            record(CheckResult(kind: .appDirect, name: name, status: .skipped,
+                               summary: "the app does not say its version (no X-App-Version header)"))
+            return
+        }
+        let listed = versions.map { "\($0.host) \($0.version ?? "unknown")" }.joined(separator: ", ")
+        let distinct = Set(known.map(\.1))
+        if distinct.count == 1, known.count == versions.count {
+            record(CheckResult(kind: .appDirect, name: name, status: .pass, summary: "version \(distinct.first!) on \(versions.map(\.host).joined(separator: ", "))"))
+        } else {
+            record(CheckResult(kind: .appDirect, name: name, status: .fail,
+                               summary: "the app servers run different versions (\(listed)): finish the rollout with labctl deploy"))
+        }
     }
 
     // MARK: - 2. nginx on the proxy (SSH)

@@ -126,7 +126,9 @@ import Testing
                 command: "echo reload >> {{vars.root}}/reloads"
             """
         let book = try playbook(yaml)
-        let runner = runner(server)
+        // The next run starts right away: on a loaded machine the cancelled run's lock may take
+        // a few seconds to go with its session, so the next runs wait for it.
+        let runner = runner(server) { $0.lockWait = 120 }
         let events = EventLog()
         let run = Task { await runner.run(book) { events.append($0) } }
         while !events.names.contains("started slow") { try await Task.sleep(for: .milliseconds(20)) }

@@ -22,6 +22,8 @@ final class LoopbackLab: @unchecked Sendable {
     /// verifier must tell them apart by nginx's X-Upstream).
     let namedApps: Bool
     let backup: Bool
+    /// Apps that run another release than the stand-in's own (its package.json version).
+    let versions: [String: String]
     private let lock = NSLock()
     private var appPIDs: [String: pid_t] = [:]
     private var nginxPID: pid_t?
@@ -41,8 +43,12 @@ final class LoopbackLab: @unchecked Sendable {
 
     static var canRun: Bool { nodePath != nil && nginxPath != nil }
 
-    init(method: Inventory.BalancingMethod = .roundRobin, namedApps: Bool = false, upstreamHeader: Bool = true, backup: Bool = false) throws {
+    init(
+        method: Inventory.BalancingMethod = .roundRobin, namedApps: Bool = false, upstreamHeader: Bool = true, backup: Bool = false,
+        versions: [String: String] = [:]
+    ) throws {
         directory = try TemporaryDirectory(prefix: "labctl-verify")
+        self.versions = versions
         self.method = method
         self.namedApps = namedApps
         self.backup = backup
@@ -78,8 +84,18 @@ final class LoopbackLab: @unchecked Sendable {
         let address = address(of: name)
         var environment = ["PORT=\(appPort)", "HOST=\(address)"]
         if namedApps { environment.append("STANDIN_SERVER_NAME=\(name)-box") }
+        // Another release of the app: a copy whose package.json says `version`.
+        var app = Self.standinDirectory
+        if let version = versions[name] {
+            app = directory.file("app-\(name)")
+            try? FileManager.default.removeItem(atPath: app)
+            try FileManager.default.copyItem(atPath: Self.standinDirectory, toPath: app)
+            let package = try String(contentsOfFile: app + "/package.json", encoding: .utf8)
+                .replacingOccurrences(of: #""version": "1.0.0""#, with: #""version": "\#(version)""#)
+            try package.write(toFile: app + "/package.json", atomically: true, encoding: .utf8)
+        }
         let pid = try spawnBackground(
-            ["/usr/bin/env"] + environment + [Self.nodePath!, Self.standinDirectory + "/server.js"],
+            ["/usr/bin/env"] + environment + [Self.nodePath!, app + "/server.js"],
             logPath: directory.file("\(name).log"))
         lock.withLock { appPIDs[name] = pid }
         if wait { try waitUntilListening(address: address, port: appPort, pid: pid, log: directory.file("\(name).log")) }

@@ -30,8 +30,9 @@ struct LoopbackVerifyTests {
 
         #expect(report.failures.isEmpty, "\(report.table())")
         #expect(report.exitCode == 0)
-        #expect(results(report, .appDirect).map(\.host) == ["app1", "app2"])
+        #expect(results(report, .appDirect).map(\.host) == ["app1", "app2", nil])
         #expect(results(report, .appDirect).allSatisfy { $0.status == .pass })
+        #expect(results(report, .appDirect).last?.summary == "version 1.0.0 on app1, app2")
         let domain = try #require(results(report, .domain).first)
         #expect(domain.status == .pass)
         #expect(domain.evidence.httpStatus == 200)
@@ -48,13 +49,25 @@ struct LoopbackVerifyTests {
         #expect(balancing.latency?.errors == 0)
     }
 
+    @Test("app servers on different releases fail the version check, which names each server's version")
+    func aMixedFleetFails() async throws {
+        let lab = try LoopbackLab(versions: ["app2": "2.0.0"])
+        defer { lab.shutDown() }
+        let report = await verify(lab, VerifyOptions(requests: 20, checks: [.appDirect, .domain]))
+        let versions = try #require(results(report, .appDirect).first { $0.name == "every app server runs one version" })
+        #expect(versions.status == .fail)
+        #expect(versions.summary == "the app servers run different versions (app1 1.0.0, app2 2.0.0): finish the rollout with labctl deploy")
+        #expect(report.failures.map(\.name) == ["every app server runs one version"])
+        #expect(results(report, .appDirect).first { $0.host == "app2" }?.summary.hasSuffix(", version 2.0.0") == true)
+    }
+
     @Test("the apps' own X-Served-By names identify them when nginx adds no X-Upstream")
     func servedByIdentifies() async throws {
         let lab = try LoopbackLab(namedApps: true, upstreamHeader: false)
         defer { lab.shutDown() }
         let report = await verify(lab, VerifyOptions(requests: 20, checks: [.appDirect, .domain, .balancing]))
         #expect(report.failures.isEmpty, "\(report.table())")
-        #expect(results(report, .appDirect).map(\.evidence.server) == ["app1-box", "app2-box"])
+        #expect(results(report, .appDirect).filter { $0.host != nil }.map(\.evidence.server) == ["app1-box", "app2-box"])
         let shares = try #require(results(report, .balancing).first?.distribution)
         #expect(shares.map(\.server) == ["app1", "app2"])
         #expect(shares.allSatisfy { $0.count > 0 })

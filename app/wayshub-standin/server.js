@@ -12,6 +12,9 @@ const port = parsePort(process.env.PORT, 3000);
 const host = process.env.HOST || undefined;
 // STANDIN_SERVER_NAME lets several copies on one machine (tests) tell themselves apart.
 const hostname = process.env.STANDIN_SERVER_NAME || os.hostname();
+// The release that answers (package.json's version), so that a rolling deploy and
+// `labctl verify` can tell which servers run which version.
+const version = String(require('./package.json').version || 'unknown');
 
 function parsePort(text, fallback) {
   if (text === undefined || text === '') return fallback;
@@ -44,7 +47,7 @@ const page = `<!DOCTYPE html>
 <body>
 <h1>WaysHub</h1>
 <p>Watch, share and upload videos.</p>
-<p>Served by <span class="server" id="served-by">${escapeHTML(hostname)}</span>.</p>
+<p>Served by <span class="server" id="served-by">${escapeHTML(hostname)}</span>, version <span class="server" id="app-version">${escapeHTML(version)}</span>.</p>
 <p><small>This is labctl's stand-in for wayshub-frontend.</small></p>
 </body>
 </html>
@@ -52,6 +55,7 @@ const page = `<!DOCTYPE html>
 
 const server = http.createServer((request, response) => {
   response.setHeader('X-Served-By', hostname);
+  response.setHeader('X-App-Version', version);
   const path = (request.url || '/').split('?')[0];
   if (request.method !== 'GET' && request.method !== 'HEAD') {
     response.writeHead(405, { 'Content-Type': 'text/plain; charset=utf-8', 'Allow': 'GET, HEAD' });
@@ -75,7 +79,7 @@ server.on('error', (error) => {
 
 server.listen(port, host, () => {
   const address = server.address();
-  console.log('wayshub stand-in on ' + hostname + ' listening on ' +
+  console.log('wayshub stand-in ' + version + ' on ' + hostname + ' listening on ' +
     (host || '*') + ':' + address.port + ' (node ' + process.version + ')');
 });
 
