@@ -6,6 +6,7 @@ public enum LabError: Error, Sendable, Hashable, CustomStringConvertible {
     case missingTools(packages: [String], reason: String)
     case invalidName(field: String, value: String, rule: String)
     case invalidSubnet(String)
+    case unusableSubnet(subnet: String, range: String, why: String)
     case subnetTooSmall(subnet: String, hosts: Int)
     case subnetCollides(subnet: String, existing: String, where: String)
     case invalidAddress(host: String, address: String)
@@ -35,6 +36,8 @@ public enum LabError: Error, Sendable, Hashable, CustomStringConvertible {
             return "the \(field) \"\(value)\" is not usable: \(rule)"
         case .invalidSubnet(let text):
             return "the lab subnet \"\(text)\" is not an IPv4 network like 198.18.0.0/24 (no host bits set)"
+        case .unusableSubnet(let subnet, let range, let why):
+            return "the lab subnet \(subnet) is in \(range), the \(why) range, which no lab network may use; pick a private range such as 198.18.42.0/24 or 10.42.0.0/24"
         case .subnetTooSmall(let subnet, let hosts):
             return "the lab subnet \(subnet) has no room for a gateway and \(hosts) hosts; use a larger one, e.g. a /24"
         case .subnetCollides(let subnet, let existing, let place):

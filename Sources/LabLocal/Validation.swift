@@ -15,12 +15,24 @@ struct ValidatedHost: Sendable, Hashable {
 }
 
 extension LabDefinition {
+    static let unusableRanges = [
+        ("0.0.0.0/8", "\"this network\""), ("127.0.0.0/8", "loopback"), ("169.254.0.0/16", "link-local"),
+        ("224.0.0.0/4", "multicast"), ("240.0.0.0/4", "reserved"),
+    ]
+
     /// Checks everything that can be checked without touching the machine. All hosts are
     /// checked, but the first problem found is the one reported.
     func validated() throws(LabError) -> ValidatedLab {
         try Self.checkName(name, field: "lab name", maxLength: 32)
         try Self.checkName(bridge, field: "bridge name", maxLength: 15)
         guard let subnet = IPv4Subnet(subnet) else { throw .invalidSubnet(self.subnet) }
+        // A bridge in these ranges would take over addresses this machine needs (loopback) or
+        // that no host can have; the lab never touches them.
+        for (range, why) in Self.unusableRanges {
+            if let reserved = IPv4Subnet(range), reserved.contains(subnet.network) || subnet.contains(reserved.network) {
+                throw .unusableSubnet(subnet: subnet.description, range: range, why: why)
+            }
+        }
         guard !hosts.isEmpty else { throw .noHosts }
         // Network, gateway and broadcast are taken; a /31 or /32 leaves nothing for hosts.
         guard subnet.prefixLength <= 30, (1 << (32 - subnet.prefixLength)) - 3 >= hosts.count else {

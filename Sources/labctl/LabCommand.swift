@@ -145,6 +145,12 @@ struct LabCommand: AsyncParsableCommand {
                 Swift.print(line.map(LabCommand.shellWord).joined(separator: " "))
                 return
             }
+            // ssh to a host that is not running would wait for TCP's own timeout, minutes.
+            let status = (try? await lab.status()) ?? []
+            if let entry = status.first(where: { $0.name == host }), !entry.running {
+                Terminal.error("\(host) is not running in lab \(lab.definition.name); start the lab with `labctl lab up -i \(LabCommand.shellWord(options.inventory))`")
+                throw LabctlExit.localMachine.error
+            }
             // Replaces labctl with ssh, so the terminal, signals and exit status are ssh's own.
             var arguments = line.map { strdup($0) } + [nil]
             execvp("ssh", &arguments)
@@ -250,7 +256,7 @@ struct LabCommand: AsyncParsableCommand {
         // What the inventory or the command line got wrong is bad input (4); the rest is this
         // machine failing to run the lab (5).
         switch error as? LabError {
-        case .invalidName?, .invalidSubnet?, .subnetTooSmall?, .invalidAddress?, .addressOutsideSubnet?, .reservedAddress?,
+        case .invalidName?, .invalidSubnet?, .unusableSubnet?, .subnetTooSmall?, .invalidAddress?, .addressOutsideSubnet?, .reservedAddress?,
             .duplicateAddress?, .duplicateHostName?, .noHosts?, .unknownHost?:
             return LabctlExit.badInput.error
         default:

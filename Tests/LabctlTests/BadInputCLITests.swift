@@ -24,6 +24,7 @@ import Testing
         try write("commented.json", "{\n  // my lab\n  \"hosts\": []\n}\n")
         try write("trailing.json", "{ \"hosts\": [\n  { \"name\": \"a\", \"address\": \"127.0.0.1\" },\n] }\n")
         try write("lab-port.json", #"{ "name": "x", "defaults": { "key": "id" }, "hosts": [ { "name": "a", "address": "198.18.77.2", "port": 2222, "roles": ["app"] } ] }"#)
+        try write("lab-loopback.json", #"{ "name": "x", "defaults": { "key": "id" }, "lab": { "subnet": "127.0.0.0/24" }, "hosts": [ { "name": "a", "address": "127.0.0.10", "roles": ["app"] } ] }"#)
         FileManager.default.createFile(atPath: folder.file("latin1.json"), contents: Data("{ \"name\": \"caf".utf8 + [0xE9] + Data("\" }".utf8)))
         try write("playbooks/site.yml", "- { name: one, hosts: all, command: 'true', tags: [setup] }\n- { name: two, hosts: all, command: 'true', tags: [app] }\n")
         try write("playbooks/dupsteps.yml", "- { name: one, hosts: all, command: 'true' }\n- { name: one, hosts: all, command: 'false' }\n")
@@ -145,6 +146,7 @@ import Testing
         Case(["deploy", "-i", "moved-app.json", "--playbooks", "playbooks-none"], 4, "playbooks-none"),
         Case(["run", "uses-app", "-i", "moved-app.json"], 4, "app.source.path: the folder", "relative to the inventory's folder"),
         Case(["lab", "up", "-i", "lab-port.json"], 4, "port 22"),
+        Case(["lab", "up", "-i", "lab-loopback.json"], 4, "the lab subnet 127.0.0.0/24 is in 127.0.0.0/8, the loopback range"),
         // Playbooks.
         Case(["run", "nosuch"], 4, "nosuch: no playbook of that name in", "(playbooks there:", "site"),
         Case(["run", "here"], 4, "./here.yml exists here: write ./here.yml to run that file"),
@@ -192,6 +194,36 @@ import Testing
         }
         #expect(try labctl(["help", "exec"]).status == 0)
         #expect(try labctl(["help", "lab", "up"]).status == 0)
+    }
+
+    /// This machine failing the lab: 5. A subnet that one of this machine's own interfaces
+    /// uses cannot be the lab's bridge (the lab must not take over that network).
+    @Test func aLabThisMachineCannotRunExitsFive() throws {
+        guard geteuid() == 0 else { return }
+        let addresses = try runLocal(["ip", "-4", "-o", "addr", "show"]).stdout.split(separator: "\n")
+            .compactMap { line -> String? in
+                let fields = line.split(separator: " ")
+                guard fields.count > 3, !fields[1].hasPrefix("lo"), !fields[1].hasPrefix("lab") else { return nil }
+                return String(fields[3])
+            }
+        guard let address = addresses.first(where: { $0.hasSuffix("/24") }) else {
+            print("skipped: no /24 interface on this machine to collide with")
+            return
+        }
+        let parts = address.split(separator: "/")[0].split(separator: ".")
+        let subnet = "\(parts[0]).\(parts[1]).\(parts[2]).0/24"
+        try write("lab-collides.json", #"{ "name": "collide", "defaults": { "key": "id" }, "lab": { "subnet": ""# + subnet
+            + #"", "bridge": "labcol0" }, "hosts": [ { "name": "a", "address": ""# + "\(parts[0]).\(parts[1]).\(parts[2]).250" + #"", "roles": ["app"] } ] }"#)
+        let result = try labctl(["lab", "up", "-i", folder.file("lab-collides.json")])
+        #expect(result.status == 5, "\(result.stdout)\(result.stderr)")
+        #expect((result.stdout + result.stderr).contains(subnet), "\(result.stdout)\(result.stderr)")
+        #expect(!(try runLocal(["ip", "link"]).stdout.contains("labcol0")))
+
+        // ssh into a host of a lab that is not up: said at once, not after TCP's timeout.
+        try write("lab-down.json", #"{ "name": "notup", "defaults": { "key": "id" }, "lab": { "subnet": "198.18.91.0/24" }, "hosts": [ { "name": "a", "address": "198.18.91.10", "roles": ["app"] } ] }"#)
+        let ssh = try labctl(["lab", "ssh", "-i", folder.file("lab-down.json"), "a", "--", "true"])
+        #expect(ssh.status == 5, "\(ssh.stdout)\(ssh.stderr)")
+        #expect((ssh.stdout + ssh.stderr).contains("a is not running in lab notup; start the lab with `labctl lab up -i "), "\(ssh.stdout)\(ssh.stderr)")
     }
 
     /// Unreachable hosts: 3, for every verb that connects.
