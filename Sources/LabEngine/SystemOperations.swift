@@ -202,16 +202,19 @@ public struct ServiceOperation: StepOperation {
             $(systemctl show -p ActiveState,SubState,NRestarts,MainPID,Result,ExecMainStatus -- \(q))
             LABCTL_UNIT
             }
+            # The unit's own last words, for the failure message: why it would not stay up.
+            labctl_unit_log() { journalctl -u \(q) -n 4 --no-pager -o cat 2>/dev/null | cut -c1-200 >&2 || true; }
             labctl_unit_state; n0=${n:-0}; pid0=; stable=0; i=0
             while :; do
             labctl_unit_state
             if [ "${n:-0}" -gt "$n0" ] || [ "$s" = auto-restart ] || [ "$a" = failed ]; then
-            echo \(q)" did not stay running: its process exited (status ${c:-?}, ${r:-?}) and systemd is restarting it; journalctl -u "\(q)" says why" >&2; exit 1
+            labctl_unit_log
+            echo \(q)" did not stay running: its process exited (status ${c:-?}, ${r:-?}) and systemd is restarting it; its last log lines are above (journalctl -u "\(q)" for more)" >&2; exit 1
             fi
             case "$a" in
             active|reloading) if [ "$p" = "$pid0" ]; then stable=$((stable + 1)); else pid0=$p; stable=0; fi
             [ "$stable" -ge \(Self.settleSeconds * 4) ] && break;;
-            inactive|deactivating) echo \(q)" stopped right after it started (status ${c:-?}, ${r:-?}); journalctl -u "\(q)" says why" >&2; exit 1;;
+            inactive|deactivating) labctl_unit_log; echo \(q)" stopped right after it started (status ${c:-?}, ${r:-?}); its last log lines are above (journalctl -u "\(q)" for more)" >&2; exit 1;;
             esac
             i=$((i + 1))
             if [ "$i" -ge 240 ]; then echo \(q)" was still $a ($s) 60 s after it was started" >&2; exit 1; fi

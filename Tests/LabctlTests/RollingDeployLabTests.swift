@@ -133,6 +133,8 @@ struct RollingDeployLabTests {
         #expect(broken.status == 2, "\(broken.stdout)")
         #expect(broken.stdout.contains("app1"), "\(broken.stdout)")
         #expect(broken.stdout.contains("wayshub did not stay running"), "\(broken.stdout)")
+        // Why, in the app's own words (its last log lines).
+        #expect(broken.stdout.contains("broken release"), "\(broken.stdout)")
         let app1 = try #require(brokenReport.hosts.first { $0.host == "app1" })
         #expect(app1.status == .failed && app1.outOfRotation == ["proxy"])
         #expect(brokenReport.hosts.first { $0.host == "app2" }?.status == .notStarted)
