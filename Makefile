@@ -36,14 +36,14 @@ bench-big: deps
 	.build/release/big-playbook-bench
 
 # The engine against ansible-playbook and pyinfra: a no-op run of the same 10 steps on 3 and
+# 10 local-lab hosts (root; installs ansible-core and pyinfra into /var/cache/labctl-bench/venv).
+bench-engine: build
+	LABCTL=$(LABCTL) bench/engine-bench.sh
+
 # deploy.yml's rolling update with 2 and 3 app servers on a local lab (root): the rollout
 # against the sum of the servers' turns, and what each turn spends.
 bench-rollout: build
 	LABCTL=$(LABCTL) bench/rollout.sh
-
-# 10 local-lab hosts (root; installs ansible-core and pyinfra into /var/cache/labctl-bench/venv).
-bench-engine: build
-	LABCTL=$(LABCTL) bench/engine-bench.sh
 
 clean:
 	rm -rf .build
