@@ -56,9 +56,7 @@ for servers in 2 3; do
     labctl deploy --json "$work/run.json" >/dev/null
     python3 - "$work/run.json" "$servers" "$run" <<'PY'
 import json, sys
-from datetime import datetime
 report, servers, run = json.load(open(sys.argv[1])), sys.argv[2], sys.argv[3]
-def t(s): return datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
 turns = []
 for host in report["hosts"]:
     for turn in host.get("turns", []):
@@ -66,7 +64,7 @@ for host in report["hosts"]:
         out = sum(s["seconds"] for s in steps if s["type"] == "command" and "out of rotation" in s["name"])
         back = sum(s["seconds"] for s in steps if s["type"] == "command" and "back in rotation" in s["name"])
         restart = sum(s["seconds"] for s in steps if s["handler"])
-        turns.append((t(turn["startedAt"]), t(turn["endedAt"]), host["host"], turn["takenOut"], out, restart, back))
+        turns.append((turn["startSecond"], turn["endSecond"], host["host"], turn["takenOut"], out, restart, back))
 turns.sort()
 if not turns:
     print(f"{servers} servers, run {run}: no rolling turns in the report"); sys.exit(0)

@@ -46,7 +46,12 @@ extension HostRun {
                     progress: progress, host: host)
             }
             let started = Date()
-            func turn() -> RollingTurn { RollingTurn(group: rollout.name, inTurn: inTurn, takenOut: takeOut, startedAt: started, endedAt: Date()) }
+            let startSecond = (ContinuousClock.now - runStarted).seconds
+            func turn() -> RollingTurn {
+                RollingTurn(
+                    group: rollout.name, inTurn: inTurn, takenOut: takeOut, startedAt: started, endedAt: Date(),
+                    startSecond: (startSecond * 1000).rounded() / 1000, endSecond: ((ContinuousClock.now - runStarted).seconds * 1000).rounded() / 1000)
+            }
             do throws(Stop) {
                 if takeOut { try await rotate(rollout, out: true, state: &state) }
                 try await steps(&state)

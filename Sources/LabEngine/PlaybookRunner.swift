@@ -186,7 +186,7 @@ public struct PlaybookRunner: Sendable {
                 let target = hosts[next]
                 next += 1
                 group.addTask {
-                    await HostRun(target: target, runner: self, playbook: playbook, steps: steps, progress: progress, coordinator: coordinator).run()
+                    await HostRun(target: target, runner: self, playbook: playbook, steps: steps, progress: progress, coordinator: coordinator, runStarted: clock).run()
                 }
             }
             for _ in 0..<min(forks, hosts.count) { startNext() }
@@ -220,6 +220,8 @@ struct HostRun {
     let progress: @Sendable (RunEvent) -> Void
     /// Where the hosts meet at rolling groups; nil when the playbook has none.
     var coordinator: RolloutCoordinator? = nil
+    /// When the whole run began (the rolling turns are timed from it).
+    var runStarted = ContinuousClock.now
 
     var pendingRecords: PendingHandlers {
         PendingHandlers(stateDirectory: target.stateDirectory ?? runner.options.stateDirectory, playbookFile: playbook.file, handlers: playbook.handlers.map(\.name))

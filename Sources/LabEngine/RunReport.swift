@@ -106,13 +106,19 @@ public struct RollingTurn: Sendable, Codable, Hashable {
     public var takenOut: Bool
     public var startedAt: Date
     public var endedAt: Date
+    /// The same moments in seconds since the run began, to the millisecond (the dates above
+    /// are whole seconds in JSON).
+    public var startSecond: Double
+    public var endSecond: Double
 
-    public init(group: String, inTurn: Bool, takenOut: Bool, startedAt: Date, endedAt: Date) {
+    public init(group: String, inTurn: Bool, takenOut: Bool, startedAt: Date, endedAt: Date, startSecond: Double, endSecond: Double) {
         self.group = group
         self.inTurn = inTurn
         self.takenOut = takenOut
         self.startedAt = startedAt
         self.endedAt = endedAt
+        self.startSecond = startSecond
+        self.endSecond = endSecond
     }
 }
 

@@ -47,7 +47,8 @@ extension RunnerTests {
         #expect(turns.count == 3)
         #expect(turns.allSatisfy { $0.inTurn })
         for (earlier, later) in zip(turns, turns.dropFirst()) {
-            #expect(earlier.endedAt <= later.startedAt, "turns overlap: \(turns)")
+            #expect(earlier.endSecond <= later.startSecond, "turns overlap: \(turns)")
+            #expect(earlier.endedAt <= later.startedAt)
         }
     }
 

@@ -115,7 +115,7 @@ struct RollingDeployLabTests {
         let rolled = turns(report)
         let one = try #require(rolled["app1"]), two = try #require(rolled["app2"])
         #expect(one.inTurn && one.takenOut && two.inTurn && two.takenOut, "\(rolled)")
-        #expect(one.endedAt <= two.startedAt, "the two servers' turns overlap: \(rolled)")
+        #expect(one.endSecond <= two.startSecond, "the two servers' turns overlap: \(rolled)")
         #expect(try lab.inside("proxy", "nginx -T 2>/dev/null").stdout.contains(" down;") == false)
 
         // A second deploy changes nothing and takes nobody out.
