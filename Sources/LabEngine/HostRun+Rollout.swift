@@ -38,7 +38,11 @@ extension HostRun {
             // is updated in rotation, and the report says the site is down meanwhile.
             let takeOut = inTurn && rollout.rotation != nil && !runner.options.check && othersServing > 0
             if inTurn, rollout.rotation != nil, othersServing == 0 {
-                let why = named.count == 1 ? "\(host) is the only host of the group" : "no other host of the group is serving now"
+                let inInventory = PlaybookValidator.targets(of: rollout.hosts, in: runner.targets.map(\.facts)).count
+                let why =
+                    inInventory > named.count
+                    ? "the group's other hosts are not in this run (--limit), so none is known to be serving"
+                    : named.count == 1 ? "\(host) is the only host of the group" : "no other host of the group is serving now"
                 state.record(
                     StepResult(
                         name: "\(rollout.name): \(host) stays in rotation", type: "rotation", status: .skipped, handler: false,

@@ -144,5 +144,14 @@ extension RunnerTests {
         #expect(!logLines.contains("out app1"))
         let note = report.hosts.first { $0.host == "app1" }?.steps.first { $0.type == "rotation" }
         #expect(note?.message?.contains("the site is down until it is back") == true)
+
+        // Alone in the run because of --limit: not taken out either, and it says why.
+        try? FileManager.default.removeItem(atPath: log)
+        try? FileManager.default.removeItem(atPath: scratch.file("app1/version"))
+        let limited = await runner(["proxy", "app1", "app2"]) { $0.limit = ["app1"] }.run(try playbook(rolling(rotation: rotation)))
+        #expect(limited.exitCode == .ok, "\(limited.hosts.map { $0.error ?? "" })")
+        #expect(!logLines.contains("out app1"))
+        let limitedNote = limited.hosts.first { $0.host == "app1" }?.steps.first { $0.type == "rotation" }
+        #expect(limitedNote?.message?.hasPrefix("the group's other hosts are not in this run (--limit)") == true, "\(limitedNote?.message ?? "")")
     }
 }
