@@ -268,7 +268,10 @@ struct HostRun {
         } catch {
             if Task.isCancelled { return HostReport(host: host, status: .cancelled, error: "interrupted") }
             progress(.unreachable(host: host, message: error.summary))
-            return HostReport(host: host, status: .unreachable, error: error.summary, seconds: (ContinuousClock.now - start).seconds)
+            var local = false
+            if case .localFile = error.kind { local = true }
+            return HostReport(
+                host: host, status: .unreachable, error: error.summary, seconds: (ContinuousClock.now - start).seconds, localFileProblem: local)
         }
         let connectSeconds = (ContinuousClock.now - start).seconds
         progress(.connected(host: host, seconds: connectSeconds))

@@ -75,12 +75,16 @@ public struct HostReport: Sendable, Codable, Hashable {
     /// The load balancers this host was taken out of and not put back into (its update
     /// failed or was interrupted): the next run that succeeds on it puts it back.
     public var outOfRotation: [String]
+    /// The host could not be reached because of a file of this machine (a key or known_hosts
+    /// labctl cannot read): bad input, exit 4, not the host's fault.
+    public var localFileProblem: Bool
 
     public init(
         host: String, status: HostStatus, error: String? = nil, steps: [StepResult] = [], connectSeconds: Double = 0,
         roundTrips: Int = 0, probeSeconds: Double = 0, seconds: Double = 0, pendingHandlers: [String] = [],
-        turns: [RollingTurn] = [], outOfRotation: [String] = []
+        turns: [RollingTurn] = [], outOfRotation: [String] = [], localFileProblem: Bool = false
     ) {
+        self.localFileProblem = localFileProblem
         self.turns = turns
         self.outOfRotation = outOfRotation
         self.host = host
@@ -143,6 +147,7 @@ public struct RunReport: Sendable, Codable, Hashable {
 
     public var exitCode: RunExitCode {
         if hosts.contains(where: { $0.status == .failed || $0.status == .cancelled }) { return .hostFailed }
+        if hosts.contains(where: \.localFileProblem) { return .badInput }
         if hosts.contains(where: { $0.status == .unreachable }) { return .unreachable }
         return .ok
     }

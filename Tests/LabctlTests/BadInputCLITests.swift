@@ -307,6 +307,10 @@ import Testing
         #expect(result.stdout.contains("cannot read known_hosts: it is a directory"), "\(result.stdout)")
         #expect(!result.stdout.contains("is not in"))
         #expect(!result.stdout.contains("localFile("), "\(result.stdout)")
+        // The same for a playbook verb: 4, the file named.
+        let run = try labctl(["run", "-i", inventory, folder.file("ok.yml"), "--state-dir", folder.file("state")])
+        #expect(run.status == 4, "\(run.stderr)\(run.stdout)")
+        #expect(run.stdout.contains("cannot read known_hosts: it is a directory"), "\(run.stdout)")
     }
 
     /// -v shows the error readably, never a Swift enum dump.
