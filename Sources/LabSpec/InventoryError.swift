@@ -70,7 +70,8 @@ public struct InventoryTargetError: Error, Sendable, Hashable, CustomStringConve
         if unknown.isEmpty {
             return "no target given; \(choices)"
         }
-        let names = unknown.map { "'\($0)'" }.joined(separator: ", ")
+        // What was typed, with its control characters and quotes made visible.
+        let names = unknown.map(ValueForm.shown).joined(separator: ", ")
         let what = unknown.count == 1 ? "is not a host or role" : "are not hosts or roles"
         return "\(names) \(what) of the inventory; \(choices)"
     }

@@ -40,20 +40,20 @@ extension Inventory {
             let path = "hosts[\(index)].address"
             func report(_ message: String) { problems.append(InventoryProblem(path: path, message: message)) }
             guard let address = IPv4Subnet.parseAddress(host.address) else {
-                report("'\(host.address)' is not an IPv4 address; a local lab host needs one in \(subnet) (\(usable))")
+                report("\(ValueForm.shown(host.address)) is not an IPv4 address; a local lab host needs one in \(subnet) (\(usable))")
                 continue
             }
             if !subnet.contains(address) {
-                report("'\(host.address)' is outside the lab subnet \(subnet); expected an address from \(usable)")
+                report("\(ValueForm.shown(host.address)) is outside the lab subnet \(subnet); expected an address from \(usable)")
             } else if address == subnet.network {
-                report("'\(host.address)' is the network address of \(subnet); expected an address from \(usable)")
+                report("\(ValueForm.shown(host.address)) is the network address of \(subnet); expected an address from \(usable)")
             } else if address == subnet.broadcast {
-                report("'\(host.address)' is the broadcast address of \(subnet); expected an address from \(usable)")
+                report("\(ValueForm.shown(host.address)) is the broadcast address of \(subnet); expected an address from \(usable)")
             } else if address == subnet.gateway {
-                report("'\(host.address)' is the lab's gateway (the bridge \(lab.bridge) holds it); expected an address from \(usable)")
+                report("\(ValueForm.shown(host.address)) is the lab's gateway (the bridge \(lab.bridge) holds it); expected an address from \(usable)")
             }
             if let owner = owners[address] {
-                report("'\(host.address)' is also the address of hosts[\(owner)] ('\(hosts[owner].name)'); every lab host needs its own")
+                report("\(ValueForm.shown(host.address)) is also the address of hosts[\(owner)] (\(ValueForm.shown(hosts[owner].name))); every lab host needs its own")
             } else {
                 owners[address] = index
             }

@@ -7,8 +7,13 @@ public struct PlaybookIssue: Sendable, Hashable, CustomStringConvertible {
 
     public init(_ message: String, at location: SourceLocation) {
         self.location = location
-        self.message = message
+        self.message = Self.visible(message)
     }
+
+    /// Messages quote what the playbook says (names, keys, values): its control characters are
+    /// shown as escapes, so that a hostile or broken file cannot move the cursor, recolour the
+    /// terminal or forge extra lines of output.
+    static func visible(_ message: String) -> String { ValueForm.visible(message) }
 
     /// `file:line:column: message`, the form editors and terminals turn into links.
     public var description: String { "\(location): \(message)" }

@@ -161,19 +161,26 @@ public enum ValueForm: Sendable, Hashable {
 
     /// The inside of `shown`: control characters and quotes made visible, cut at 120 characters.
     public static func escaped(_ value: String) -> String {
+        var text = visible(String(String.UnicodeScalarView(value.unicodeScalars.prefix(120))), escapingQuotes: true)
+        if value.unicodeScalars.count > 120 { text += "…" }
+        return text
+    }
+
+    /// Text with its control characters (C0, DEL, C1) written as escapes: \n, \t, \r, \xHH.
+    /// The one escaper of messages that quote what a user or a file said (`shown`, playbook issues).
+    public static func visible(_ value: String, escapingQuotes: Bool = false) -> String {
         var text = ""
-        for scalar in value.unicodeScalars.prefix(120) {
+        for scalar in value.unicodeScalars {
             switch scalar {
             case "\n": text += "\\n"
             case "\t": text += "\\t"
             case "\r": text += "\\r"
-            case "'": text += "\\'"
+            case "'" where escapingQuotes: text += "\\'"
             default:
-                text += scalar.value < 0x20 || scalar.value == 0x7F
+                text += scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value)
                     ? String(format: "\\x%02X", scalar.value) : String(scalar)
             }
         }
-        if value.unicodeScalars.count > 120 { text += "…" }
         return text
     }
 }

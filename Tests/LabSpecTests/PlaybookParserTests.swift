@@ -286,3 +286,15 @@ import Testing
         #expect(settings.contains { $0.contains("needs both 'take_out' and 'put_back'") })
     }
 }
+
+@Suite struct PlaybookMessageTests {
+    /// What a playbook says is quoted in messages with its control characters made visible:
+    /// no escape sequence from a file reaches the terminal.
+    @Test func controlCharactersInQuotedValuesAreShownAsEscapes() {
+        let issues = PlaybookParserTests().issues("- name: x\n  hosts: all\n  \"comm\\u001b[31mand\": \"true\"\n  \"bad\\nline\": 1\n")
+        #expect(!issues.isEmpty)
+        #expect(issues.allSatisfy { !$0.unicodeScalars.contains { $0.value < 0x20 } }, "\(issues)")
+        #expect(issues.contains { $0.contains("comm\\x1B[31mand") }, "\(issues)")
+        #expect(issues.contains { $0.contains("bad\\nline") }, "\(issues)")
+    }
+}
