@@ -21,6 +21,8 @@ public struct HostFacts: Sendable, Hashable {
     var templateValue: TemplateValue {
         .map(extra.merging([
             "name": .string(name), "address": .string(address),
+            // For `address:port` in URLs and nginx's server lines (IPv6 in brackets).
+            "url_address": .string(ValueForm.hostInURL(address)),
             "roles": .list(roles.map(TemplateValue.string)), "vars": .map(vars),
         ]) { $1 })
     }

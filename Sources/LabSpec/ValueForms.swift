@@ -155,6 +155,12 @@ public enum ValueForm: Sendable, Hashable {
         value.unicodeScalars.contains { $0 == " " || "'\"\\$`;|&<>(){}".unicodeScalars.contains($0) }
     }
 
+    /// A host or address as it goes before `:port` in a URL or an nginx `server` line: an IPv6
+    /// address in brackets, anything else as it is.
+    public static func hostInURL(_ address: String) -> String {
+        address.contains(":") && !address.hasPrefix("[") ? "[\(address)]" : address
+    }
+
     /// A value as it appears in a message: quoted, with control characters made visible and
     /// long values cut, so that a hostile value cannot garble the terminal or the message.
     public static func shown(_ value: String) -> String { "'\(escaped(value))'" }

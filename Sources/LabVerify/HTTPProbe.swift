@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import LabSpec
 import Foundation
 
 /// One GET and what came back (or why nothing did).
@@ -97,9 +98,7 @@ struct HTTPProber: Sendable {
         return probe
     }
 
-    static func urlHost(_ address: String) -> String {
-        address.contains(":") && !address.hasPrefix("[") ? "[\(address)]" : address
-    }
+    static func urlHost(_ address: String) -> String { ValueForm.hostInURL(address) }
 
     /// One phrase for a failed request, as a user would say it.
     static func describe(_ error: any Error, timeout: Duration) -> String {

@@ -14,7 +14,7 @@ folder={{nginx.directory_path}}
 action=${1:-}
 server=${2:-}
 case "$action" in out|in) ;; *) echo "usage: nginx-upstream out|in ADDRESS:PORT" >&2; exit 2;; esac
-case "$server" in ""|*[!0-9A-Za-z.:_-]*) echo "nginx-upstream: '$server' is not ADDRESS:PORT" >&2; exit 2;; esac
+case "$server" in ""|*[!]0-9A-Za-z.:_[-]*) echo "nginx-upstream: '$server' is not ADDRESS:PORT" >&2; exit 2;; esac
 [ -f "$conf" ] || { echo "nginx-upstream: $conf does not exist" >&2; exit 1; }
 
 mkdir -p /var/lib/labctl
