@@ -6,9 +6,11 @@ import SSH
 /// group's steps and the handlers they notify, come back into rotation.
 extension HostRun {
     func roll(_ parts: [[Entry]], in rollout: Rollout, state: inout State) async throws(Stop) {
-        func steps(_ state: inout State) async throws(Stop) {
-            for part in parts {
-                try await execute(part, state: &state)
+        // `looked`: what the host was found to be before its turn; only the steps before the
+        // first flush_handlers can use it (on this host nothing changes in between).
+        func steps(_ state: inout State, looked: [Int: Facts]? = nil) async throws(Stop) {
+            for (index, part) in parts.enumerated() {
+                try await execute(part, state: &state, looked: index == 0 ? looked : nil)
                 try await runHandlers(state: &state)
             }
         }
@@ -18,12 +20,15 @@ extension HostRun {
         let participant = named.contains(host)
         var needsTurn = false
         var serving = false
+        var looked: [Int: Facts]?
         if participant {
             if rollout.rotation == nil {
                 needsTurn = true
             } else {
-                (needsTurn, serving) = try await workAndService(entries, rollout: rollout, state: &state)
-                needsTurn = needsTurn && serving
+                let (work, inService, facts) = try await workAndService(entries, rollout: rollout, state: &state)
+                needsTurn = work && inService
+                serving = inService
+                looked = facts
             }
         }
         switch await coordinator.arrive(rollout.id, host: host, needsTurn: needsTurn, serving: serving) {
@@ -58,7 +63,7 @@ extension HostRun {
             }
             do throws(Stop) {
                 if takeOut { try await rotate(rollout, out: true, state: &state) }
-                try await steps(&state)
+                try await steps(&state, looked: looked)
                 if takeOut { try await rotate(rollout, out: false, state: &state) }
             } catch {
                 state.turns.append(turn())
@@ -70,37 +75,38 @@ extension HostRun {
         }
     }
 
+    /// The probe id of the `serving` question: no step has it.
+    static let servingProbeID = Int.min
+
     /// Whether the group has something to change here (a step whose plan changes something, or
-    /// a handler owed), and whether the host is in service (`serving` succeeds, or there is none).
-    func workAndService(_ entries: [Entry], rollout: Rollout, state: inout State) async throws(Stop) -> (work: Bool, serving: Bool) {
-        let active = entries.filter { $0.operation != nil }
-        var work = !state.notified.isEmpty
-        if !active.isEmpty {
-            let facts = try await probe(active[...], state: &state, readPending: !state.pendingRead)
-            work = work || !state.recorded.isEmpty
-            for entry in active where !work {
-                guard let operation = entry.operation, let found = facts[entry.id] else { work = true; break }
-                do {
-                    let plan = try operation.plan(found)
-                    work = !plan.isEmpty && plan.changes
-                } catch {
-                    work = true
-                }
+    /// a handler owed), and whether the host is in service (`serving` succeeds, or there is none):
+    /// one probe asks both, and its facts are handed on so the group's first steps are not
+    /// looked at twice.
+    func workAndService(_ entries: [Entry], rollout: Rollout, state: inout State) async throws(Stop)
+        -> (work: Bool, serving: Bool, facts: [Int: Facts])
+    {
+        var asked = entries.filter { $0.operation != nil }
+        if let serving = rollout.rotation?.steps(of: rollout).serving,
+            let command = try compile(serving, state: &state) as? CommandOperation
+        {
+            // Asked as a guard, which the probe runs and reports on (unless=ok: it succeeded).
+            asked.append(Entry(id: Self.servingProbeID, step: serving, handler: false, operation: CommandOperation(run: ":", unless: command.run)))
+        }
+        let facts = asked.isEmpty ? [:] : try await probe(asked[...], state: &state, readPending: !state.pendingRead)
+        var work = !state.notified.isEmpty || !state.recorded.isEmpty
+        for entry in asked where !work && entry.id != Self.servingProbeID {
+            guard let operation = entry.operation, let found = facts[entry.id] else { work = true; break }
+            do {
+                let plan = try operation.plan(found)
+                work = !plan.isEmpty && plan.changes
+            } catch {
+                work = true
             }
         }
-        guard let serving = rollout.rotation?.steps(of: rollout).serving else { return (work, true) }
-        let operation = try compile(serving, state: &state)
-        guard let command = operation as? CommandOperation else { return (work, true) }
-        state.roundTrips += 1
-        do {
-            let result = try await Self.finishing(
-                RemoteCommand(arguments: ["sh", "-c", command.invocation(command.run)], timeout: .seconds(60), become: becomeFor(serving)),
-                on: state.session, onLine: nil)
-            return (work, result.succeeded)
-        } catch {
-            if error.connectionLost { throw .unreachable("\(serving.name): \(error.summary)") }
-            throw .failed("\(serving.name): \(error.summary)")
-        }
+        let serving = asked.last?.id != Self.servingProbeID || facts[Self.servingProbeID]?["unless"] == "ok"
+        var stepFacts = facts
+        stepFacts[Self.servingProbeID] = nil
+        return (work, serving, stepFacts)
     }
 
     /// Runs the rotation's take_out (or put_back) on each of its `via` hosts, rendered with this

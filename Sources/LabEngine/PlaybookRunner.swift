@@ -455,10 +455,17 @@ struct HostRun {
     func becomeFor(_ step: PlaybookStep) -> Become? { step.become == true ? target.become : nil }
 
     /// Probe all, plan in order, apply what differs (re-probing what follows each change).
-    func execute(_ entries: [Entry], state: inout State) async throws(Stop) {
+    /// `looked`: facts of these entries from a probe just made (a rolling group's look before
+    /// the turn), instead of probing again.
+    func execute(_ entries: [Entry], state: inout State, looked: [Int: Facts]? = nil) async throws(Stop) {
         guard !entries.isEmpty else { return }
         var pending = entries[...]
-        var facts = try await probe(pending, state: &state, readPending: !state.pendingRead && !(entries.first?.handler ?? true))
+        var facts: [Int: Facts]
+        if let looked {
+            facts = looked
+        } else {
+            facts = try await probe(pending, state: &state, readPending: !state.pendingRead && !(entries.first?.handler ?? true))
+        }
         var wouldChange = false
         // After a change only the next `reprobeWindow` steps are looked at again: a run stays
         // linear in its steps (re-probing everything after every change made long first runs

@@ -91,6 +91,19 @@ import Testing
                 guard let bytes = read(root + "/marker") else { return false }
                 return String(decoding: bytes, as: UTF8.self).contains("# BEGIN " + v + "\n")
             }),
+        // A rolling group's `serving` question, asked in the look before the host's turn.
+        Place(name: "rotation-serving", steps: """
+            - hosts: h
+              serial: 1
+              rotation:
+                via: rotation-serving
+                serving: "printf '%s' {{vars.v}} > {{vars.root}}/serving.out"
+                take_out: "true"
+                put_back: "true"
+              steps:
+                - name: inside the group
+                  command: { run: "true", creates: "/" }
+            """, written: { v, root in read(root + "/serving.out") == Array(v.utf8) }),
         Place(name: "command-run", steps: """
             - hosts: h
               command: { run: "printf '%s' {{vars.v}} > {{vars.root}}/run.out" }

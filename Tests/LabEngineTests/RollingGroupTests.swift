@@ -11,6 +11,16 @@ extension RunnerTests {
     var log: String { scratch.file("log") }
     var logLines: [String] { (scratch.read("log") ?? "").split(separator: "\n").map(String.init) }
 
+    /// A rotation that only logs who went out and came back in.
+    var logOnlyRotation: String {
+        """
+                rotation:
+                  via: proxy
+                  take_out: "echo out {{host.name}} >> \(log)"
+                  put_back: "echo in {{host.name}} >> \(log)"
+            """
+    }
+
     /// Each group step logs its start and end around a pause, so overlapping turns would interleave.
     func rolling(serial: Int = 1, maxFail: Int? = nil, rotation: String = "", failOn: String = "none") -> String {
         """
@@ -110,17 +120,14 @@ extension RunnerTests {
 
         let second = await runner.run(book)
         #expect(second.hosts.filter { $0.host != "proxy" }.allSatisfy { $0.count(.changed) == 0 })
+        // The look before the turn (steps and `serving` together) is the group's only probe.
+        #expect(second.hosts.filter { $0.host != "proxy" }.allSatisfy { $0.roundTrips == 1 }, "\(second.hosts.map { ($0.host, $0.roundTrips) })")
         #expect(scratch.read("rotation") == "out app1\nin app1\nout app2\nin app2\n")
     }
 
     /// A serving host whose update fails stays out of rotation and says so; the rollout stops.
     @Test func aHostThatFailsItsTurnStaysOutOfRotation() async throws {
-        let rotation = """
-                rotation:
-                  via: proxy
-                  take_out: "echo out {{host.name}} >> \(log)"
-                  put_back: "echo in {{host.name}} >> \(log)"
-            """
+        let rotation = logOnlyRotation
         let report = await runner(["proxy", "app1", "app2", "app3"]).run(try playbook(rolling(rotation: rotation, failOn: "app1")))
         let app1 = try #require(report.hosts.first { $0.host == "app1" })
         #expect(app1.status == .failed)
@@ -133,12 +140,7 @@ extension RunnerTests {
     /// One host in the group: nothing could serve while it is out, so it is not taken out, and
     /// the report says the site is down meanwhile.
     @Test func theOnlyHostOfAGroupIsNotTakenOut() async throws {
-        let rotation = """
-                rotation:
-                  via: proxy
-                  take_out: "echo out {{host.name}} >> \(log)"
-                  put_back: "echo in {{host.name}} >> \(log)"
-            """
+        let rotation = logOnlyRotation
         let report = await runner(["proxy", "app1"]).run(try playbook(rolling(rotation: rotation)))
         #expect(report.exitCode == .ok)
         #expect(!logLines.contains("out app1"))
