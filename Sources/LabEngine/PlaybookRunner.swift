@@ -306,12 +306,16 @@ struct HostRun {
                 }
                 segments[segments.count - 1].append(Entry(id: count, step: step, handler: false, operation: try compile(step, state: &state)))
             }
-            for segment in segments {
+            for (index, segment) in segments.enumerated() {
                 if let rollout = segment.rollout {
                     try await roll(segment.parts, in: rollout, state: &state)
                 } else {
                     try await execute(segment.parts[0], state: &state)
-                    try await runHandlers(state: &state)
+                    // A handler that a later rolling group notifies (a restart) runs in this
+                    // host's turn there, not here, where the host is still in rotation: also
+                    // one owed by a run that stopped half-way.
+                    let later = segments[(index + 1)...].filter { $0.rollout != nil }.flatMap { $0.parts.joined() }
+                    try await runHandlers(state: &state, holding: Set(later.flatMap { notifiedHandlers($0.step) }))
                 }
             }
         } catch {
@@ -343,9 +347,10 @@ struct HostRun {
     }
 
     /// The handlers notified since they last ran, once each, in the order the playbook lists them.
-    func runHandlers(state: inout State) async throws(Stop) {
-        let notified = playbook.handlers.filter { state.notified.contains($0.name) }
-        state.notified = []
+    /// `holding`: handlers left notified for later.
+    func runHandlers(state: inout State, holding: Set<String> = []) async throws(Stop) {
+        let notified = playbook.handlers.filter { state.notified.contains($0.name) && !holding.contains($0.name) }
+        state.notified.formIntersection(holding)
         var entries: [Entry] = []
         for handler in notified {
             if let when = handler.when, !target.context.evaluate(when.value) {

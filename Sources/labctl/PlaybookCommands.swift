@@ -373,6 +373,23 @@ struct Deploy: NamedPlaybookCommand {
     @OptionGroup var runOptions: PlaybookRunOptions
 }
 
+struct Rollback: NamedPlaybookCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Put every app server back on the release it ran before the last deploy, one server at a time.",
+        discussion: """
+            Runs playbooks/rollback.yml. Each app server keeps its last releases
+            (deploy's releases/ folder): the previous healthy one goes live again
+            while nginx sends the site to the other servers, as deploy rolls.
+            Nothing is uploaded or installed. A second rollback changes nothing;
+            `labctl deploy` moves forward again.
+            """)
+    static let playbookName = "rollback"
+
+    @OptionGroup var inventoryOptions: InventoryOptions
+    @OptionGroup var connection: ConnectionOptions
+    @OptionGroup var runOptions: PlaybookRunOptions
+}
+
 struct UpCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "up",

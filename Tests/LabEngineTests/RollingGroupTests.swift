@@ -156,4 +156,38 @@ extension RunnerTests {
         let limitedNote = limited.hosts.first { $0.host == "app1" }?.steps.first { $0.type == "rotation" }
         #expect(limitedNote?.message?.hasPrefix("the group's other hosts are not in this run (--limit)") == true, "\(limitedNote?.message ?? "")")
     }
+    /// A handler the group notifies, owed by a run that stopped in app1's turn, runs in app1's
+    /// next turn (out of rotation), not at the end of the steps before the group, where app1 is
+    /// still serving.
+    @Test func aHandlerOwedToTheGroupRunsInTheTurnNotBeforeIt() async throws {
+        func book(failOn: String) throws -> Playbook {
+            try playbook("""
+                steps:
+                  - name: staged beside what runs
+                    hosts: app
+                    command: "echo staged {{host.name}} >> \(log)"
+                  - name: the app, in turns
+                    hosts: app
+                \(logOnlyRotation)
+                    steps:
+                      - name: update
+                        file: { path: "{{vars.root}}/version", content: "2\\n" }
+                        notify: restart
+                      - name: check
+                        command: { run: "echo {{host.name}} is broken >&2; false", unless: "test {{host.name}} != \(failOn)" }
+                handlers:
+                  - name: restart
+                    command: "echo start {{host.name}} >> \(log)"
+                """)
+        }
+        let names = ["proxy", "app1", "app2"]
+        let failed = await runner(names).run(try book(failOn: "app1"))
+        #expect(failed.hosts.first { $0.host == "app1" }?.pendingHandlers == ["restart"])
+        try? FileManager.default.removeItem(atPath: log)
+        let repaired = await runner(names).run(try book(failOn: "none"))
+        #expect(repaired.exitCode == .ok, "\(repaired.hosts.map { $0.error ?? "" })")
+        let app1 = logLines.filter { $0.hasSuffix("app1") }
+        #expect(app1 == ["staged app1", "out app1", "start app1", "in app1"], "\(logLines)")
+    }
 }
+

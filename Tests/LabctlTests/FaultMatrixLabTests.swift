@@ -145,7 +145,7 @@ struct FaultMatrixLabTests {
     /// No temporary file of labctl's left beside what it writes.
     func expectNoHalfWrittenFiles(_ what: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
         for host in Self.hosts {
-            let left = try lab.inside(host, "ls -A /etc/nginx/dumbways /etc/nginx /opt /opt/labctl /etc/systemd/system 2>/dev/null | grep -E 'labctl-(new|old|[A-Za-z0-9]{6}$)' || true").stdout
+            let left = try lab.inside(host, "ls -A /etc/nginx/dumbways /etc/nginx /opt /opt/labctl /opt/wayshub /etc/systemd/system 2>/dev/null | grep -E 'labctl-(new|old|[A-Za-z0-9]{6}$)' || true").stdout
             #expect(left.isEmpty, "\(what): \(host) has \(left)", sourceLocation: sourceLocation)
         }
     }
@@ -156,7 +156,7 @@ struct FaultMatrixLabTests {
             try lab.inside(host, """
                 systemctl disable --now wayshub >/dev/null 2>&1 || true
                 systemctl reset-failed wayshub >/dev/null 2>&1 || true
-                rm -rf /opt/wayshub /opt/wayshub.labctl-new /opt/wayshub.labctl-old /opt/labctl/wayshub-start /etc/systemd/system/wayshub.service /var/lib/labctl/pending
+                rm -rf /opt/wayshub /opt/wayshub.labctl-new /opt/wayshub.labctl-old /opt/labctl/wayshub-start /opt/labctl/wayshub-release /etc/systemd/system/wayshub.service /var/lib/labctl/pending
                 systemctl daemon-reload
                 """)
         }
@@ -332,7 +332,7 @@ struct FaultMatrixLabTests {
             #expect(hosts.first { $0.host == "app1" }?.status == .failed)
             #expect(hosts.first { $0.host == "proxy" }?.status == .failed)
             // The old app still on app1's (full) disk, whole; the old config live on the proxy.
-            let old = try lab.inside("app1", "grep -o 'revision r[0-9]*' /opt/wayshub/server.js").stdout
+            let old = try lab.inside("app1", "grep -o 'revision r[0-9]*' /opt/wayshub/current/server.js").stdout
             #expect(old.trimmingCharacters(in: .whitespacesAndNewlines) == "revision r\(revision - 1)", "app1's app: \(old)")
             let config = try lab.inside("proxy", "cat /etc/nginx/dumbways/my.reverse-proxy.conf").stdout
             #expect(config.contains("upstream wayshub_servers"), "the old config is whole: \(config)")

@@ -144,7 +144,7 @@ struct RealPathLabTests {
         let deploy = try labctl(["deploy", "-i", inventory])
         #expect(deploy.status == 0, "\(deploy.stdout)\(deploy.stderr)")
         for host in ["app1", "app2"] {
-            #expect(try exec(inventory, host, "tail -n 1 /opt/wayshub/server.js") == "// second commit", "\(host)")
+            #expect(try exec(inventory, host, "tail -n 1 /opt/wayshub/current/server.js") == "// second commit", "\(host)")
         }
         // Node 16 refuses the legacy OpenSSL option: the app's process does not have it.
         let environment = #"tr '\0' '\n' < /proc/$(systemctl show -p MainPID --value wayshub)/environ"#

@@ -5,8 +5,9 @@ import Testing
 
 /// Issue 13 on a local lab: a redeploy under steady load through the proxy loses no request,
 /// the app servers are updated one after another, a broken release stops the rollout at the
-/// first server while the others keep serving the old one, and a first deploy or an
-/// nginx-only change stays parallel with one reload.
+/// first server while the others keep serving the old one, a first deploy or an nginx-only
+/// change stays parallel with one reload, and a rollback under load returns every server to
+/// the last healthy release the same way.
 @Suite(.serialized, .enabled(if: geteuid() == 0, "the local lab needs root"))
 struct RollingDeployLabTests {
     let lab: LabHarness
@@ -158,5 +159,40 @@ struct RollingDeployLabTests {
         #expect(turns(weightsReport).values.allSatisfy { !$0.takenOut })
         let reloads = weightsReport.hosts.first { $0.host == "proxy" }?.steps.filter { $0.handler && $0.name == "reload nginx" && $0.status == .changed }
         #expect(reloads?.count == 1)
+
+        // Rollback under load: every server back on r1, the last release that was healthy
+        // before r3 (the broken r2 never counts), one server after the other, nothing lost.
+        var rollbackRun: (LocalResult, RunReport)?
+        let rollbackLoad = try underLoad("rollback") {
+            let run = try lab.labctl(["rollback", "-i", lab.inventory, "--playbooks", lab.playbooks, "--json", lab.folder.file("rollback.json")])
+            rollbackRun = (run, try lab.report(lab.folder.file("rollback.json")))
+        }
+        let (rollback, rollbackReport) = try #require(rollbackRun)
+        #expect(rollback.status == 0, "\(rollback.stdout)")
+        #expect(rollbackLoad.failed == 0, "requests failed during the rollback: \(rollbackLoad.errors.prefix(10))")
+        #expect(lab.servedRevisions() == ["app1": ["r1"], "app2": ["r1"]])
+        let back = turns(rollbackReport)
+        let back1 = try #require(back["app1"]), back2 = try #require(back["app2"])
+        #expect(back1.takenOut && back2.takenOut && back1.endSecond <= back2.startSecond, "\(back)")
+        let verifyBack = try lab.labctl(["verify", "-i", lab.inventory])
+        #expect(verifyBack.status == 0, "\(verifyBack.stdout)")
+        // A second rollback changes nothing.
+        let twice = try lab.labctl(["rollback", "-i", lab.inventory, "--playbooks", lab.playbooks, "--json", lab.folder.file("twice.json")])
+        let twiceChanged = try lab.report(lab.folder.file("twice.json")).changedCount
+        #expect(twice.status == 0 && twiceChanged == 0, "\(twice.stdout)")
+
+        // Deploy moves forward again onto r3, whose release is still on both servers: nothing
+        // is staged or installed again, only the switch.
+        let (forward, forwardReport) = try deploy("forward.json")
+        #expect(forward.status == 0, "\(forward.stdout)")
+        #expect(lab.servedRevisions() == ["app1": ["r3"], "app2": ["r3"]])
+        for host in forwardReport.hosts where host.host.hasPrefix("app") {
+            let changed = Set(host.steps.filter { $0.status == .changed }.map(\.name))
+            #expect(changed.allSatisfy { !$0.hasPrefix("a release made") && !$0.hasPrefix("the release's packages") && !$0.hasPrefix("the app from") }, "\(host.host): \(changed)")
+            #expect(changed.contains { $0.hasPrefix("the new release goes live") }, "\(host.host): \(changed)")
+        }
+        // Old releases go: at most the 3 last healthy ones plus current, previous and staged.
+        let kept = try lab.inside("app1", "ls /opt/wayshub/releases | wc -l").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect((Int(kept) ?? 99) <= 3, "app1 keeps \(kept) releases")
     }
 }

@@ -13,5 +13,5 @@ if [ "$major" -ge 17 ]; then
     NODE_OPTIONS=--openssl-legacy-provider
     export NODE_OPTIONS
 fi
-cd {{app.directory}} || exit 1
+cd {{app.directory}}/current || exit 1
 exec npm run start
