@@ -18,7 +18,7 @@ import Testing
             { "name": "releases", "domain": "wayshub.test",
               "hosts": [ { "name": "proxy", "address": "10.0.0.10", "roles": ["proxy"] },
                          { "name": "app1", "address": "10.0.0.11", "roles": ["app"] } ],
-              "app": { "directory": "\(top)", "source": { "path": "source" }, "node": { "install": "apt" } } }
+              "app": { "directory": "\(top)", "user": "\(NSUserName())", "source": { "path": "source" }, "node": { "install": "apt" } } }
             """.write(toFile: scratch.file("inventory.json"), atomically: true, encoding: .utf8)
         let inventory = try InventoryLoader.load(path: scratch.file("inventory.json"))
         let playbooks = ShippedPlaybookTests.root.appendingPathComponent("playbooks").path

@@ -28,10 +28,15 @@ set -euo pipefail
 top={{app.directory}}
 {{#app.from_git}}stage="$top/repo"{{/app.from_git}}{{#app.from_path}}stage="$top/staged"{{/app.from_path}}
 registry={{app.npm_registry}}
+# Everything made here belongs to the app's user, links included, as deploy's chown step leaves
+# the rest: a second deploy then finds nothing to change.
+owner={{app.user}}
 releases=$top/releases
 history=$releases/.history
 
 fail() { echo "$*" >&2; exit 1; }
+
+own() { chown -hR -- "$owner" "$@"; }
 
 # What a release holds: the staged files without git's folder and node_modules (npm makes those
 # on the host, per release). Names, modes, links and contents count; owners and times do not.
@@ -53,6 +58,7 @@ point() {
         fail "$top/$1 exists and is not a link labctl made: move it away, then deploy again"
     fi
     ln -sfn -- "$2" "$top/.$1.labctl-new"
+    own "$top/.$1.labctl-new"
     mv -T -- "$top/.$1.labctl-new" "$top/$1"
 }
 
@@ -72,6 +78,7 @@ prepare() {
     rm -rf -- "$new"
     mkdir -- "$new"
     staged_files | tar -C "$new" -xf - --no-same-owner
+    own "$new"
     mv -T -- "$new" "$releases/$id"
     echo "release $id made from $stage"
 }
@@ -96,6 +103,8 @@ install() {
         rm -rf -- "$release/node_modules" "$release/.node_modules.labctl-new"
         cp -al -- "$other/node_modules" "$release/.node_modules.labctl-new"
         rm -rf -- "$release/.node_modules.labctl-new/.cache"
+        own "$release/.node_modules.labctl-new"
+        [ ! -e "$release/package-lock.json" ] || own "$release/package-lock.json"
         mv -T -- "$release/.node_modules.labctl-new" "$release/node_modules"
         echo "release $id: node_modules linked from release ${other##*/} (the same package.json and lock file)"
         return 0
@@ -105,6 +114,7 @@ install() {
     mkdir -p node_modules
     # Written last: an install cut short is done again.
     { sha256sum package.json package-lock.json 2>/dev/null || true; } > node_modules/.labctl-installed
+    own "$release"
     echo "release $id: npm install done"
 }
 
@@ -135,6 +145,7 @@ mark_good() {
     [ -n "$current" ] || fail "$top/current does not exist: nothing to mark"
     is_marked_good && return 0
     echo "${current#releases/}" >> "$history"
+    own "$history"
 }
 
 # A server the last deploy did not switch (it stopped before this server's turn) runs the
