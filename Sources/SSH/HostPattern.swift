@@ -58,8 +58,9 @@ enum HostPattern {
 
     /// 1 when a pattern of the comma-separated list matches, -1 when a `!pattern` matches
     /// (which excludes the name whatever else matches), 0 when none does. Patterns are
-    /// lowercased; the name must already be.
-    static func matchList(name: [UInt8], patterns: ArraySlice<UInt8>) -> Int {
+    /// lowercased unless `lowercasePatterns` is false (ssh_config's `Match user` compares
+    /// case-sensitively); a lowercased pattern needs an already lowercased name.
+    static func matchList(name: [UInt8], patterns: ArraySlice<UInt8>, lowercasePatterns: Bool = true) -> Int {
         var positive = false
         var index = patterns.startIndex
         while index < patterns.endIndex {
@@ -69,7 +70,7 @@ enum HostPattern {
                 index += 1
             }
             let end = patterns[index...].firstIndex(of: UInt8(ascii: ",")) ?? patterns.endIndex
-            let sub = asciiLowercased(Array(patterns[index..<end]))
+            let sub = lowercasePatterns ? asciiLowercased(Array(patterns[index..<end])) : Array(patterns[index..<end])
             // OpenSSH copies each subpattern into a 1024-byte buffer and gives up on the whole
             // list when one does not fit.
             if sub.count >= 1023 { return 0 }
