@@ -2,8 +2,13 @@
 # `make test` runs every test. Both install what a fresh Debian 12 machine lacks.
 SWIFT ?= swift
 LABCTL := .build/release/labctl
+# `make install` puts labctl, its man page and its bash, zsh and fish completions under
+# $(DESTDIR)$(PREFIX); `make lab` installs it too, so that the commands labctl suggests work.
+PREFIX ?= /usr/local
+DESTDIR ?=
+SHARE := $(DESTDIR)$(PREFIX)/share
 
-.PHONY: deps build test lab down bench bench-engine bench-big bench-rollout clean
+.PHONY: deps build install uninstall test lab down bench bench-engine bench-big bench-rollout clean
 
 deps:
 	./scripts/install-deps.sh
@@ -11,14 +16,33 @@ deps:
 build: deps
 	$(SWIFT) build -c release --product labctl
 
+# The man page comes from labctl's own help (swift-argument-parser's generate-manual), the
+# completions from labctl itself, so neither can drift from the options.
+install: build
+	rm -rf .build/plugins/GenerateManual
+	$(SWIFT) package plugin generate-manual
+	install -d $(DESTDIR)$(PREFIX)/bin $(SHARE)/man/man1 $(SHARE)/bash-completion/completions \
+		$(SHARE)/zsh/site-functions $(SHARE)/fish/vendor_completions.d
+	install -m 0755 $(LABCTL) $(DESTDIR)$(PREFIX)/bin/labctl
+	install -m 0644 "$$(find .build/plugins/GenerateManual -name labctl.1 | head -n 1)" $(SHARE)/man/man1/labctl.1
+	$(LABCTL) --generate-completion-script bash > $(SHARE)/bash-completion/completions/labctl
+	$(LABCTL) --generate-completion-script zsh > $(SHARE)/zsh/site-functions/_labctl
+	$(LABCTL) --generate-completion-script fish > $(SHARE)/fish/vendor_completions.d/labctl.fish
+	@echo "labctl installed in $(DESTDIR)$(PREFIX)/bin (man labctl; completions for bash, zsh and fish)"
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/labctl $(SHARE)/man/man1/labctl.1 $(SHARE)/bash-completion/completions/labctl \
+		$(SHARE)/zsh/site-functions/_labctl $(SHARE)/fish/vendor_completions.d/labctl.fish
+
 # Every test: unit, SSH against private sshd instances, the CLI, and the local lab (needs root).
 test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test
+	./scripts/check-install.sh
 
-# The main job on one Linux machine: the local lab up, then the whole week-3 lab on it
-# (provision, deploy), then how to open it.
-lab: build
+# The main job on one Linux machine: labctl installed, the local lab up, then the whole week-3
+# lab on it (provision, deploy, verify).
+lab: install
 	$(LABCTL) lab up
 	$(LABCTL) up
 

@@ -12,6 +12,7 @@ packages=(
   iproute2 nftables util-linux    # labctl lab: namespaces, veths, bridge, NAT (nft), setsid
   nginx-light nodejs              # verify tests: a real nginx and the stand-in app on loopback
   python3-venv                    # bench: ansible and pyinfra in a private virtualenv
+  man-db                          # make install: the man page, checked with man -l
 )
 
 missing=()

@@ -87,6 +87,131 @@ public enum AdHoc {
         }
     }
 
+    public struct KeyInstallResult: Sendable {
+        public enum Outcome: Sendable, Equatable {
+            /// The key logged in already: nothing was changed.
+            case alreadyWorks
+            /// Appended to authorized_keys over a password login, and key login proven after.
+            case installed
+            /// authorized_keys listed it already, yet the password was needed; key login works now.
+            case wasListed
+        }
+
+        public var host: String
+        public var address: String
+        public var outcome: Outcome?
+        public var error: SSHError?
+        /// Why the result is a failure, when it is not the connection's own error.
+        public var problem: String?
+
+        public var succeeded: Bool { outcome != nil && error == nil && problem == nil }
+    }
+
+    /// What ssh-copy-id does, for each target: when the key (`keyPath`, its public half
+    /// `publicKey`) does not log in yet, logs in once with `password`, appends the key to the login
+    /// user's ~/.ssh/authorized_keys (made 700/600, owned by that user since it runs as them, the
+    /// key not listed twice), then proves that key login works.
+    public static func installKey(
+        _ targets: [RunTarget], keyPath: String, publicKey: String, password: String?,
+        connector: @escaping HostConnector = PlaybookRunner.connectOverSSH
+    ) async -> [KeyInstallResult] {
+        await forEachHost(targets) { target in
+            var outcome = KeyInstallResult(host: target.name, address: target.ssh.endpoint.host)
+            var keyOnly = target
+            let passphrase = target.ssh.credentials.lazy.compactMap { credential -> String? in
+                if case .keyFile(_, let passphrase) = credential { return passphrase }
+                return nil
+            }.first
+            keyOnly.ssh.credentials = [.keyFile(path: keyPath, passphrase: passphrase)]
+            switch await proveKeyLogin(keyOnly, connector: connector) {
+            case .success:
+                outcome.outcome = .alreadyWorks
+                return outcome
+            case .failure(let error):
+                guard case .authenticationFailed = error.kind else {
+                    outcome.error = error
+                    return outcome
+                }
+            }
+            guard let password else {
+                outcome.problem = "the key does not log in yet and no password was given: run again with -k (or set LABCTL_SSH_PASSWORD) to log in once with the password"
+                return outcome
+            }
+            var withPassword = target
+            withPassword.ssh.credentials = [.password(password)]
+            do throws(SSHError) {
+                let session = try await connector(withPassword)
+                let result: CommandResult
+                do throws(SSHError) {
+                    result = try await session.run(
+                        RemoteCommand(arguments: ["sh", "-c", Self.authorizeKeyScript], stdin: Array((publicKey + "\n").utf8), timeout: .seconds(30)),
+                        onLine: nil)
+                } catch {
+                    await session.close()
+                    throw error
+                }
+                await session.close()
+                guard result.succeeded else {
+                    outcome.problem = "adding the key to ~/.ssh/authorized_keys failed: " + Self.lastLine(result.stderrText)
+                    return outcome
+                }
+                let listed = result.stdoutText.contains("present")
+                switch await proveKeyLogin(keyOnly, connector: connector) {
+                case .success:
+                    outcome.outcome = listed ? .wasListed : .installed
+                case .failure(let error):
+                    outcome.outcome = listed ? .wasListed : .installed
+                    outcome.problem = "the key is in ~/.ssh/authorized_keys now, but the server still refuses it (\(error.summary)); "
+                        + "its sshd may read keys from elsewhere (AuthorizedKeysFile) or refuse this key type"
+                }
+            } catch {
+                outcome.error = error
+            }
+            return outcome
+        }
+    }
+
+    /// Runs as the login user, the public key on stdin: its type and base64 decide whether it is
+    /// listed already (comments and options aside).
+    static let authorizeKeyScript = #"""
+        set -ef
+        key=$(head -n 1)
+        set -- $key
+        [ $# -ge 2 ] || { echo "the public key is not one line of 'type base64 comment'" >&2; exit 1; }
+        umask 077
+        mkdir -p -- "$HOME/.ssh"
+        chmod 700 -- "$HOME/.ssh"
+        f=$HOME/.ssh/authorized_keys
+        [ -e "$f" ] || : > "$f"
+        chmod 600 -- "$f"
+        if awk -v t="$1" -v b="$2" '{ for (i = 1; i < NF; i++) if ($i == t && $(i + 1) == b) found = 1 } END { exit !found }' "$f"; then
+            echo present
+        else
+            if [ -s "$f" ] && [ -n "$(tail -c 1 -- "$f")" ]; then echo >> "$f"; fi
+            printf '%s\n' "$key" >> "$f"
+            echo added
+        fi
+        if command -v restorecon >/dev/null 2>&1; then restorecon -R -- "$HOME/.ssh" >/dev/null 2>&1 || true; fi
+        """#
+
+    static func proveKeyLogin(_ target: RunTarget, connector: HostConnector) async -> Result<Void, SSHError> {
+        do throws(SSHError) {
+            let session = try await connector(target)
+            defer { Task { await session.close() } }
+            let result = try await session.run(RemoteCommand("true", timeout: .seconds(30)), onLine: nil)
+            if !result.succeeded {
+                return .failure(SSHError(host: target.name, operation: .exec, kind: .commandFailed(status: result.exitStatus, signal: result.exitSignal, stderr: result.stderrText)))
+            }
+            return .success(())
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    static func lastLine(_ text: String) -> String {
+        text.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "\n").last.map(String.init) ?? "no error output"
+    }
+
     /// Every host at once, results in the targets' order.
     static func forEachHost<Result: Sendable>(
         _ targets: [RunTarget], _ body: @escaping @Sendable (RunTarget) async -> Result

@@ -76,21 +76,53 @@ public enum InventoryContext {
         return facts
     }
 
-    public static func sshOptions(_ host: InventoryHost, _ inventory: Inventory, secrets: ConnectionSecrets = ConnectionSecrets())
+    /// `withJumps`: false for a jump host's own options within a chain being built.
+    public static func sshOptions(_ host: InventoryHost, _ inventory: Inventory, secrets: ConnectionSecrets = ConnectionSecrets(), withJumps: Bool = true)
         -> SSHOptions
     {
         var credentials: [SSHCredential] = []
         if let key = host.keyPath { credentials.append(.keyFile(path: key, passphrase: secrets.keyPassphrase)) }
-        if host.agent { credentials.append(.agent(socketPath: nil)) }
+        if host.agent { credentials.append(.agent(socketPath: host.fromSSHConfig.agentSocket)) }
         if let password = secrets.loginPassword { credentials.append(.password(password)) }
-        var policy: HostKeyPolicy = inventory.ssh.hostKeyChecking == .acceptNew ? .acceptNew : .strict
+        let checking = host.fromSSHConfig.hostKeyChecking ?? inventory.ssh.hostKeyChecking
+        var policy: HostKeyPolicy = checking == .acceptNew ? .acceptNew : .strict
         if let override = secrets.hostKeyPolicy { policy = override }
-        return SSHOptions(
+        var options = SSHOptions(
             endpoint: SSHEndpoint(host: host.address, port: host.port, user: host.user),
             credentials: credentials,
-            knownHostsPath: secrets.knownHostsPath ?? inventory.ssh.knownHostsPath,
+            knownHostsPath: secrets.knownHostsPath ?? host.fromSSHConfig.knownHostsPath ?? inventory.ssh.knownHostsPath,
             hostKeyPolicy: policy,
-            connectTimeout: inventory.ssh.connectTimeout)
+            connectTimeout: host.fromSSHConfig.connectTimeout ?? inventory.ssh.connectTimeout)
+        if withJumps { options.jumps = jumps(of: host, options, inventory, secrets: secrets, visiting: [host.name]) }
+        return options
+    }
+
+    /// The jump hosts in the order they are contacted. A hop that is an inventory host is reached
+    /// the way the inventory says (its user, key, and for the first hop its own jump hosts, as
+    /// OpenSSH follows only the first hop's ProxyJump); another address is logged in to with the
+    /// host's own user and credentials unless it names its user.
+    static func jumps(
+        of host: InventoryHost, _ options: SSHOptions, _ inventory: Inventory, secrets: ConnectionSecrets, visiting: Set<String>
+    ) -> [SSHOptions] {
+        var chain: [SSHOptions] = []
+        for (index, hop) in (host.jump ?? []).enumerated() {
+            switch hop {
+            case .host(let name):
+                // The loader refuses unknown names and circles; `visiting` only guards recursion.
+                guard let jumpHost = inventory.hosts.first(where: { $0.name == name }), !visiting.contains(name) else { continue }
+                let jump = sshOptions(jumpHost, inventory, secrets: secrets, withJumps: false)
+                if index == 0 {
+                    chain += jumps(of: jumpHost, jump, inventory, secrets: secrets, visiting: visiting.union([name]))
+                }
+                chain.append(jump)
+            case .address(let user, let address, let port):
+                var jump = options
+                jump.endpoint = SSHEndpoint(host: address, port: port ?? InventoryHost.defaultPort, user: user ?? host.user)
+                jump.jumps = []
+                chain.append(jump)
+            }
+        }
+        return chain
     }
 
     /// Every host of the inventory ready to run on.

@@ -244,23 +244,9 @@ public struct LocalLab: Sendable {
     }
 
     private func ensureLoginKey(progress: @escaping @Sendable (LabProgress) -> Void) async throws(LabError) -> String {
-        let path = definition.loginKeyPath
-        if !FileManager.default.fileExists(atPath: path) {
+        try await LoginKey.ensure(at: definition.loginKeyPath, comment: "labctl-lab") { path in
             progress(LabProgress(.detail, "creating the login key pair \(path)"))
-            let directory = (path as NSString).deletingLastPathComponent
-            let directoryExisted = FileManager.default.fileExists(atPath: directory)
-            try Machine.makeDirectory(directory, mode: 0o700)
-            try await Command.run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "labctl-lab", "-f", path])
-            Machine.giveToInvokingUser((directoryExisted ? [] : [directory]) + [path, path + ".pub"])
         }
-        if !FileManager.default.fileExists(atPath: path + ".pub") {
-            let publicKey = try await Command.run("ssh-keygen", ["-y", "-f", path])
-            try Machine.write(publicKey, to: path + ".pub")
-        }
-        guard let text = try? String(contentsOfFile: path + ".pub", encoding: .utf8) else {
-            throw .fileAccess(path: path + ".pub", reason: "cannot be read")
-        }
-        return text.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     // MARK: down

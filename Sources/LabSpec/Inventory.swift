@@ -60,15 +60,36 @@ public struct Inventory: Sendable, Hashable {
         public var knownHostsPath: String
         public var hostKeyChecking: HostKeyChecking
         public var connectTimeout: Duration
+        /// The OpenSSH client config read for each host (`ssh.config`); nil for `"none"`.
+        public var configPath: String?
+        /// Which of the settings above the inventory gives itself: the SSH config fills in the others.
+        public var given: Given
+
+        public struct Given: OptionSet, Sendable, Hashable {
+            public let rawValue: Int
+            public init(rawValue: Int) { self.rawValue = rawValue }
+            public static let knownHosts = Given(rawValue: 1)
+            public static let hostKeyChecking = Given(rawValue: 2)
+            public static let connectTimeout = Given(rawValue: 4)
+            public static let all: Given = [.knownHosts, .hostKeyChecking, .connectTimeout]
+        }
 
         public init(
             knownHostsPath: String = SSHSettings.defaultKnownHostsPath,
             hostKeyChecking: HostKeyChecking = .strict,
-            connectTimeout: Duration = .seconds(10)
+            connectTimeout: Duration = .seconds(10),
+            configPath: String? = nil,
+            given: Given = .all
         ) {
             self.knownHostsPath = knownHostsPath
             self.hostKeyChecking = hostKeyChecking
             self.connectTimeout = connectTimeout
+            self.configPath = configPath
+            self.given = given
+        }
+
+        public static var defaultConfigPath: String {
+            InventoryPaths.expandTilde("~/.ssh/config")
         }
 
         public static var defaultKnownHostsPath: String {
@@ -259,8 +280,89 @@ public struct InventoryHost: Sendable, Hashable, Identifiable {
     public var vars: [String: JSONValue]
     /// This host's options as an nginx upstream server (meaningful for app hosts).
     public var upstream: Upstream
+    /// The jump hosts (OpenSSH's ProxyJump) from the inventory, the first contacted directly:
+    /// nil when the inventory says nothing (the SSH config may), empty for `"none"`.
+    public var jump: [Jump]?
+    /// The connection settings the inventory gives itself (in the host or in `defaults`): they
+    /// win over the user's SSH config, which fills in the others.
+    public var given: Given
+    /// What the user's SSH config sets for this host where the inventory says nothing
+    /// (filled in by LabEngine's SSHConfigApplication; nil: the inventory's `ssh` settings).
+    public var fromSSHConfig = FromSSHConfig()
+
+    public struct FromSSHConfig: Sendable, Hashable {
+        public var knownHostsPath: String?
+        public var hostKeyChecking: Inventory.HostKeyChecking?
+        public var connectTimeout: Duration?
+        /// The ssh-agent socket (IdentityAgent) when not `SSH_AUTH_SOCK`.
+        public var agentSocket: String?
+        public init() {}
+    }
 
     public var id: String { name }
+
+    /// One hop of a jump chain.
+    public enum Jump: Sendable, Hashable, CustomStringConvertible {
+        /// One hop as ProxyJump writes it: a bare lowercase label is read as an inventory host's
+        /// name (`inventoryNames: false`: never, as in an SSH config), anything else as
+        /// `[user@]address[:port]` with an IPv6 address in brackets; nil when it is neither.
+        public static func parse(_ text: String, inventoryNames: Bool = true) -> Jump? {
+            var rest = Substring(text)
+            var user: String?
+            if let at = rest.lastIndex(of: "@") {
+                let name = String(rest[..<at])
+                guard InventorySyntax.isUserName(name) else { return nil }
+                user = name
+                rest = rest[rest.index(after: at)...]
+            }
+            var port: Int?
+            var host: String
+            if rest.hasPrefix("[") {
+                guard let close = rest.firstIndex(of: "]") else { return nil }
+                host = String(rest[rest.index(after: rest.startIndex)..<close])
+                guard InventorySyntax.isIPv6(host) else { return nil }
+                let after = rest[rest.index(after: close)...]
+                if !after.isEmpty {
+                    guard after.hasPrefix(":"), let number = Int(after.dropFirst()), (1...65535).contains(number) else { return nil }
+                    port = number
+                }
+            } else {
+                let parts = rest.split(separator: ":", omittingEmptySubsequences: false)
+                guard parts.count <= 2 else { return nil }
+                host = String(parts[0])
+                if parts.count == 2 {
+                    guard let number = Int(parts[1]), (1...65535).contains(number) else { return nil }
+                    port = number
+                }
+                guard InventorySyntax.isIPv4(host) || InventorySyntax.isHostName(host) else { return nil }
+            }
+            if inventoryNames, user == nil, port == nil, InventorySyntax.isLowercaseLabel(host) { return .host(host) }
+            return .address(user: user, host: host, port: port)
+        }
+
+        /// Another host of the inventory, reached the way the inventory says.
+        case host(String)
+        /// `[user@]address[:port]` outside the inventory.
+        case address(user: String?, host: String, port: Int?)
+
+        public var description: String {
+            switch self {
+            case .host(let name): return name
+            case .address(let user, let host, let port):
+                let address = host.contains(":") ? "[\(host)]" : host
+                return (user.map { $0 + "@" } ?? "") + address + (port.map { ":\($0)" } ?? "")
+            }
+        }
+    }
+
+    public struct Given: OptionSet, Sendable, Hashable {
+        public let rawValue: Int
+        public init(rawValue: Int) { self.rawValue = rawValue }
+        public static let user = Given(rawValue: 1)
+        public static let port = Given(rawValue: 2)
+        public static let key = Given(rawValue: 4)
+        public static let all: Given = [.user, .port, .key]
+    }
 
     public static let defaultUser = "root"
     public static let defaultPort = 22
@@ -277,7 +379,9 @@ public struct InventoryHost: Sendable, Hashable, Identifiable {
         become: Bool = false,
         roles: [String],
         vars: [String: JSONValue] = [:],
-        upstream: Upstream = Upstream()
+        upstream: Upstream = Upstream(),
+        jump: [Jump]? = nil,
+        given: Given = .all
     ) {
         self.name = name
         self.address = address
@@ -289,6 +393,8 @@ public struct InventoryHost: Sendable, Hashable, Identifiable {
         self.roles = roles
         self.vars = vars
         self.upstream = upstream
+        self.jump = jump
+        self.given = given
     }
 
     public func hasRole(_ role: String) -> Bool { roles.contains(role) }

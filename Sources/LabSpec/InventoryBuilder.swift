@@ -7,10 +7,10 @@ struct InventoryBuilder {
     let base: URL
 
     static let topKeys = ["name", "domain", "defaults", "ssh", "lab", "hosts", "app", "nginx"]
-    static let defaultsKeys = ["user", "port", "key", "agent", "become"]
-    static let sshKeys = ["known_hosts", "host_key_checking", "connect_timeout"]
+    static let defaultsKeys = ["user", "port", "key", "agent", "become", "jump"]
+    static let sshKeys = ["known_hosts", "host_key_checking", "connect_timeout", "config"]
     static let labKeys = ["subnet", "bridge", "cache"]
-    static let hostKeys = ["name", "address", "port", "user", "key", "agent", "become", "roles", "vars", "upstream"]
+    static let hostKeys = ["name", "address", "port", "user", "key", "agent", "become", "jump", "roles", "vars", "upstream"]
     static let upstreamKeys = ["weight", "backup", "max_fails", "fail_timeout"]
     static let appKeys = ["name", "port", "directory", "user", "source", "node", "npm_registry"]
     static let sourceKeys = ["git", "ref", "path"]
@@ -26,6 +26,7 @@ struct InventoryBuilder {
         var key: String?
         var agent: Bool?
         var become: Bool?
+        var jump: [InventoryHost.Jump]?
     }
 
     func build(_ root: JSONValue) -> Inventory? {
@@ -70,11 +71,30 @@ struct InventoryBuilder {
             port: checker.integer(object, "port", in: 1...65535),
             key: checker.string(object, "key", expected: "a path to a private key file"),
             agent: checker.bool(object, "agent"),
-            become: checker.bool(object, "become"))
+            become: checker.bool(object, "become"),
+            jump: jumpChain(object))
     }
 
+    /// `jump`: "none", or a comma list of hops, each an inventory host's name or
+    /// `[user@]address[:port]` (an IPv6 address in brackets), as OpenSSH's ProxyJump.
+    private func jumpChain(_ object: CheckedObject) -> [InventoryHost.Jump]? {
+        let expected = "\"none\", or jump hosts as OpenSSH's ProxyJump writes them: an inventory host's name or [user@]address[:port], several separated by commas"
+        guard let text = checker.string(object, "jump", expected: expected) else { return nil }
+        if text == "none" { return [] }
+        var hops: [InventoryHost.Jump] = []
+        for part in text.split(separator: ",", omittingEmptySubsequences: false) {
+            guard let hop = InventoryHost.Jump.parse(String(part)) else {
+                checker.report(object.path("jump"), "'\(ValueForm.escaped(String(part)))' is not a jump host; expected \(expected)")
+                return nil
+            }
+            hops.append(hop)
+        }
+        return hops
+    }
+
+
     private func sshSettings(_ top: CheckedObject) -> Inventory.SSHSettings {
-        var settings = Inventory.SSHSettings()
+        var settings = Inventory.SSHSettings(configPath: Inventory.SSHSettings.defaultConfigPath, given: [])
         guard let object = checker.object(top, "ssh", keys: Self.sshKeys) else { return settings }
         if let path = checker.string(object, "known_hosts", expected: "a path to an OpenSSH known_hosts file") {
             settings.knownHostsPath = InventoryPaths.resolve(path, against: base)
@@ -84,6 +104,13 @@ struct InventoryBuilder {
         }
         if let seconds = checker.integer(object, "connect_timeout", in: 1...600) {
             settings.connectTimeout = .seconds(seconds)
+        }
+        settings.given = Inventory.SSHSettings.Given()
+            .union(object.has("known_hosts") ? .knownHosts : [])
+            .union(object.has("host_key_checking") ? .hostKeyChecking : [])
+            .union(object.has("connect_timeout") ? .connectTimeout : [])
+        if let path = checker.string(object, "config", expected: "a path to an OpenSSH client config file, or \"none\"") {
+            settings.configPath = path == "none" ? nil : InventoryPaths.resolve(path, against: base)
         }
         return settings
     }
@@ -158,7 +185,31 @@ struct InventoryBuilder {
             }
             hosts.append(host)
         }
-        return hosts.count == items.count ? hosts : nil
+        guard hosts.count == items.count else { return nil }
+        checkJumps(hosts)
+        return hosts
+    }
+
+    /// Jump hosts named by their inventory name must exist, and no chain may come back to
+    /// where it started.
+    private func checkJumps(_ hosts: [InventoryHost]) {
+        let byName = Dictionary(hosts.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+        for (index, host) in hosts.enumerated() {
+            for case .host(let name) in host.jump ?? [] where byName[name] == nil {
+                let known = hosts.map(\.name).joined(separator: ", ")
+                checker.report("hosts[\(index)].jump", "'\(name)' is not a host of the inventory (hosts: \(known)); give another host's name or [user@]address[:port]")
+            }
+            var seen: [String] = [host.name]
+            var next = host.jump ?? []
+            while case .host(let name)? = next.first(where: { if case .host = $0 { return true }; return false }) {
+                if seen.contains(name) {
+                    checker.report("hosts[\(index)].jump", "the jump hosts go round in a circle (\((seen + [name]).joined(separator: " -> "))); a host cannot be reached through itself")
+                    break
+                }
+                seen.append(name)
+                next = byName[name]?.jump ?? []
+            }
+        }
     }
 
     private func hostName(_ item: JSONValue) -> String {
@@ -205,6 +256,7 @@ struct InventoryBuilder {
         let key = checker.string(object, "key", expected: "a path to a private key file")
         let agent = checker.bool(object, "agent")
         let become = checker.bool(object, "become")
+        let jump = jumpChain(object)
         let roles = self.roles(object)
         var vars: [String: JSONValue] = [:]
         if let value = object["vars"] {
@@ -226,7 +278,13 @@ struct InventoryBuilder {
             user: user ?? defaults.user ?? InventoryHost.defaultUser,
             keyPath: keyPath, agent: useAgent,
             become: become ?? defaults.become ?? false,
-            roles: roles, vars: vars, upstream: upstream)
+            roles: roles, vars: vars, upstream: upstream,
+            // A jump host that `defaults` names is reached directly itself.
+            jump: jump ?? defaults.jump.map { chain in chain.contains(.host(name)) ? [] : chain },
+            given: InventoryHost.Given()
+                .union(user ?? defaults.user != nil ? .user : [])
+                .union(port ?? defaults.port != nil ? .port : [])
+                .union(key ?? defaults.key != nil || agent ?? defaults.agent != nil ? .key : []))
     }
 
     private func roles(_ object: CheckedObject) -> [String]? {

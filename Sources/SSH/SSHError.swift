@@ -90,11 +90,13 @@ public struct SSHError: Error, Sendable, CustomStringConvertible {
             return "timed out after \(limit.labctlSeconds) while \(operation.rawValue)"
         case .authenticationFailed(let reasons):
             let why = reasons.isEmpty ? "no credential was given" : reasons.joined(separator: "; ")
-            return "authentication failed (\(why)); check the user and key in the inventory"
+            return "authentication failed (\(why)); check the user and key in the inventory, "
+                + "or install the key with `labctl keys install -k` (it logs in once with the password)"
         case .rsaKeyUnsupported(let path):
             return "the key \(path) is an RSA key, and libssh2 1.10 cannot sign with rsa-sha2, "
-                + "which current OpenSSH servers require; use an ed25519 key instead: "
-                + "ssh-keygen -t ed25519 -f ~/.ssh/id_ed25519 && ssh-copy-id -i ~/.ssh/id_ed25519.pub \(host)"
+                + "which current OpenSSH servers require; use an ed25519 key instead: set the inventory's "
+                + "key to a file that does not exist yet (such as ~/.ssh/id_ed25519) and run "
+                + "`labctl keys install -k`, which makes it and installs it on the hosts"
         case .hostKeyUnknown(let type, let fingerprint, let path, let warnings):
             return "the host key (\(type) \(fingerprint)) is not in \(path); check the fingerprint on the "
                 + "host (ssh-keygen -lf /etc/ssh/ssh_host_\(type.hostKeyFileStem)_key.pub) and run again "

@@ -39,7 +39,9 @@ final class Session: @unchecked Sendable {
     /// The lines of known_hosts that were ignored as unreadable, from the last `open()`.
     private(set) var knownHostsWarnings: [String] = []
 
-    func open() throws(SSHError) {
+    /// `keepaliveTimer`: false when the caller sends the session's keepalives itself (a jump
+    /// host's session, which only its tunnel's thread may touch).
+    func open(keepaliveTimer: Bool = true) throws(SSHError) {
         _ = LibSSH2.initialised
         // Read before connecting: an unreadable file fails at once, without the network, and the
         // keys it lists decide which host key to ask for.
@@ -55,7 +57,12 @@ final class Session: @unchecked Sendable {
         // listener that accepts and never speaks is given up on at that limit, not later).
         let connectTimeout = Self.clamped(options.connectTimeout)
         let connectDeadline = start + connectTimeout
-        socket = try connectSocket(deadline: connectDeadline)
+        if options.jumps.isEmpty {
+            socket = try connectSocket(deadline: connectDeadline)
+        } else {
+            socket = try JumpTunnel.socket(
+                to: options.endpoint.host, port: options.endpoint.port, through: options.jumps, deadline: connectDeadline, timeout: connectTimeout)
+        }
         guard let session = labctl_session_init() else {
             throw error(.handshake, .protocolError(code: -1, message: "libssh2 could not allocate a session"))
         }
@@ -75,7 +82,11 @@ final class Session: @unchecked Sendable {
         try verifyHostKey(session, knownHosts: knownHosts)
         try authenticate(session, deadline: deadline)
         if let interval = options.keepaliveInterval {
-            startKeepalives(session, interval: interval)
+            if keepaliveTimer {
+                startKeepalives(session, interval: interval)
+            } else {
+                libssh2_keepalive_config(session, 0, UInt32(min(max(2, Int(Self.clamped(interval).components.seconds)), 86_400)))
+            }
         }
     }
 
@@ -377,6 +388,7 @@ final class Session: @unchecked Sendable {
     }
 
     var rawSession: OpaquePointer? { raw }
+    var socketDescriptor: Int32 { socket }
 
     func markBroken() { broken = true }
     func brokenReset() { broken = false }

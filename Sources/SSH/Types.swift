@@ -42,6 +42,10 @@ public struct SSHOptions: Sendable {
     public var handshakeTimeout: Duration
     /// Keepalives are sent this often (libssh2 sends none by itself); nil disables them.
     public var keepaliveInterval: Duration?
+    /// Jump hosts (OpenSSH's ProxyJump), the first contacted directly and each next one through
+    /// the one before; the last carries the connection to `endpoint`. Each is checked against
+    /// its own known_hosts and authenticated with its own credentials.
+    public var jumps: [SSHOptions] = []
 
     public init(
         endpoint: SSHEndpoint,

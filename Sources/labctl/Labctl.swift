@@ -22,6 +22,6 @@ struct Labctl: AsyncParsableCommand {
               5    this machine failed (the local lab, the hosts file)
               130  interrupted (Ctrl-C)
             """,
-        subcommands: [Ping.self, Exec.self, Run.self, Provision.self, Deploy.self, Rollback.self, UpCommand.self, Verify.self, Hosts.self, LabCommand.self]
+        subcommands: [Ping.self, Exec.self, Run.self, Provision.self, Deploy.self, Rollback.self, UpCommand.self, Verify.self, Hosts.self, Keys.self, LabCommand.self]
     )
 }

@@ -12,10 +12,19 @@ struct InventoryOptions: ParsableArguments {
     @Flag(name: [.short, .long], help: "Show more: each error's details and every output line.")
     var verbose = false
 
-    /// The inventory, or exit 4 with every problem printed.
+    /// The inventory as the user's SSH config completes it, or exit 4 with every problem printed.
     func load() throws -> Inventory {
+        let loaded: Inventory
         do {
-            return try InventoryLoader.load(path: inventory)
+            loaded = try InventoryLoader.load(path: inventory)
+        } catch {
+            Terminal.error(error.description)
+            throw ExitCode(RunExitCode.badInput.rawValue)
+        }
+        do {
+            let applied = try SSHConfigApplication.apply(to: loaded)
+            if verbose { applied.notes.forEach { Terminal.line($0.dim) } }
+            return applied.inventory
         } catch {
             Terminal.error(error.description)
             throw ExitCode(RunExitCode.badInput.rawValue)

@@ -94,6 +94,30 @@ struct InventoryLoadingTests {
         #expect(inventory.hosts.allSatisfy { $0.keyPath == expectedFolder + "/id_lab" })
     }
 
+    @Test("jump hosts: inventory names, addresses, chains, none; what the inventory gives itself is marked")
+    func jumpHosts() throws {
+        let inventory = try parse(inventoryJSON(hosts: """
+            { "name": "proxy", "address": "198.18.42.10", "roles": ["proxy"] },
+            { "name": "app1", "address": "198.18.42.11", "roles": ["app"], "user": "ubuntu" },
+            { "name": "app2", "address": "198.18.42.12", "roles": ["app"], "jump": "me@[fd00::1]:2222,bastion.example:22,proxy" },
+            { "name": "app3", "address": "198.18.42.13", "roles": ["app"], "jump": "none" }
+            """, extra: #", "defaults": { "jump": "proxy", "port": 22 }, "ssh": { "config": "none" }"#))
+        let hosts = Dictionary(uniqueKeysWithValues: inventory.hosts.map { ($0.name, $0) })
+        #expect(hosts["proxy"]?.jump == [], "the jump host defaults name is reached directly")
+        #expect(hosts["app1"]?.jump == [.host("proxy")])
+        #expect(hosts["app2"]?.jump == [.address(user: "me", host: "fd00::1", port: 2222), .address(user: nil, host: "bastion.example", port: 22), .host("proxy")])
+        #expect(hosts["app2"]?.jump?.map(\.description) == ["me@[fd00::1]:2222", "bastion.example:22", "proxy"])
+        #expect(hosts["app3"]?.jump == [])
+        #expect(hosts["app1"]?.given == [.user, .port])
+        #expect(hosts["proxy"]?.given == [.port])
+        #expect(inventory.ssh.configPath == nil)
+        #expect(inventory.ssh.given == [])
+        let plain = try parse(inventoryJSON(extra: #", "ssh": { "known_hosts": "kh", "connect_timeout": 5 }"#))
+        #expect(plain.ssh.configPath == InventoryPaths.expandTilde("~/.ssh/config"))
+        #expect(plain.ssh.given == [.knownHosts, .connectTimeout])
+        #expect(plain.hosts.allSatisfy { $0.jump == nil && $0.given == [] })
+    }
+
     @Test("defaults apply to hosts that do not say otherwise")
     func defaultsApply() throws {
         let inventory = try parse(inventoryJSON(hosts: """
@@ -117,7 +141,8 @@ struct InventoryLoadingTests {
         #expect((host.port, host.user, host.become, host.agent) == (22, "root", false, false))
         #expect(host.upstream == InventoryHost.Upstream(weight: 1, backup: false, maxFails: 1, failTimeout: "5s"))
         #expect(inventory.ssh == Inventory.SSHSettings(knownHostsPath: homeDirectory + "/.ssh/known_hosts",
-                                                       hostKeyChecking: .strict, connectTimeout: .seconds(10)))
+                                                       hostKeyChecking: .strict, connectTimeout: .seconds(10),
+                                                       configPath: homeDirectory + "/.ssh/config", given: []))
         #expect(inventory.lab == Inventory.LabSettings())
         #expect(inventory.nginx == Inventory.NginxSettings(directory: "dumbways", confName: "my.reverse-proxy.conf",
                                                            method: .roundRobin, listenPort: 80))

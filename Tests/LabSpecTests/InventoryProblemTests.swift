@@ -151,6 +151,23 @@ let badInventories: [BadInventory] = [
         "invalid JSON at line 4, column 1: unexpected end of file: a list ('[') is not closed with ']'"),
     BadInventory("empty file", "  \n",
         "the file is empty; expected a JSON object describing the lab (see docs/inventory.md)"),
+    BadInventory("jump through a host that is not in the inventory", inventoryJSON(hosts: """
+        { "name": "proxy", "address": "198.18.42.10", "roles": ["proxy"] },
+        { "name": "app1", "address": "198.18.42.11", "roles": ["app"], "jump": "bastion" }
+        """),
+        "hosts[1].jump: 'bastion' is not a host of the inventory (hosts: proxy, app1); give another host's name or [user@]address[:port]"),
+    BadInventory("jump hosts in a circle", inventoryJSON(hosts: """
+        { "name": "proxy", "address": "198.18.42.10", "roles": ["proxy"], "jump": "app1" },
+        { "name": "app1", "address": "198.18.42.11", "roles": ["app"], "jump": "proxy" }
+        """),
+        "hosts[0].jump: the jump hosts go round in a circle (proxy -> app1 -> proxy); a host cannot be reached through itself",
+        "hosts[1].jump: the jump hosts go round in a circle (app1 -> proxy -> app1); a host cannot be reached through itself"),
+    BadInventory("a jump host that is no address", inventoryJSON(hosts: """
+        { "name": "app1", "address": "198.18.42.11", "roles": ["app"], "jump": "root@bad host:22" }
+        """),
+        #"hosts[0].jump: 'root@bad host:22' is not a jump host; expected "none", or jump hosts as OpenSSH's ProxyJump writes them: an inventory host's name or [user@]address[:port], several separated by commas"#),
+    BadInventory("a jump host's port out of range", inventoryJSON(extra: #", "defaults": { "jump": "me@10.0.0.1:0" }"#),
+        #"defaults.jump: 'me@10.0.0.1:0' is not a jump host; expected "none", or jump hosts as OpenSSH's ProxyJump writes them: an inventory host's name or [user@]address[:port], several separated by commas"#),
 ]
 
 @Suite("Inventory problems")

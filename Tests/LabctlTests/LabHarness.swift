@@ -103,9 +103,9 @@ struct LabHarness {
     }
 
     /// labctl, stopped (and the test failed) if it runs past `seconds`: a hang is a finding too.
-    func labctl(_ arguments: [String], seconds: Int = 600) throws -> LocalResult {
+    func labctl(_ arguments: [String], seconds: Int = 600, environment: [String: String] = [:]) throws -> LocalResult {
         let log = folder.file("labctl-\(UUID().uuidString.prefix(6)).log")
-        let pid = try spawnBackground([labctlExecutablePath] + arguments, logPath: log)
+        let pid = try spawnBackground([labctlExecutablePath] + arguments, logPath: log, environment: environment)
         let status = try wait(pid, seconds: seconds)
         let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
         return LocalResult(status: status, stdout: output, stderr: "")

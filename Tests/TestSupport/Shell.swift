@@ -62,7 +62,9 @@ public func runLocal(
 }
 
 /// Starts a program in the background with its output in `logPath`; returns its PID.
-public func spawnBackground(_ arguments: [String], logPath: String) throws -> pid_t {
+/// `environment` is added to this process's for the child only (tests run side by side in one
+/// process, so a setenv here would reach the others' children).
+public func spawnBackground(_ arguments: [String], logPath: String, environment: [String: String] = [:]) throws -> pid_t {
     var actions: posix_spawn_file_actions_t = posix_spawn_file_actions_t()
     posix_spawn_file_actions_init(&actions)
     defer { posix_spawn_file_actions_destroy(&actions) }
@@ -71,8 +73,10 @@ public func spawnBackground(_ arguments: [String], logPath: String) throws -> pi
     posix_spawn_file_actions_addopen(&actions, 2, logPath, O_WRONLY | O_CREAT | O_APPEND, 0o600)
     let argv = arguments.map { strdup($0) } + [nil]
     defer { argv.forEach { free($0) } }
+    let env = ProcessInfo.processInfo.environment.merging(environment) { $1 }.map { strdup("\($0)=\($1)") } + [nil]
+    defer { env.forEach { free($0) } }
     var pid: pid_t = 0
-    let spawned = posix_spawn(&pid, arguments[0], &actions, nil, argv, environ)
+    let spawned = posix_spawn(&pid, arguments[0], &actions, nil, argv, env)
     guard spawned == 0 else {
         throw LocalCommandFailed(command: arguments, result: LocalResult(status: -1, stdout: "", stderr: String(cString: strerror(spawned))))
     }
