@@ -105,6 +105,8 @@ public enum AdHoc {
         public var problem: String?
 
         public var succeeded: Bool { outcome != nil && error == nil && problem == nil }
+        /// The key did not log in and no password was given to install it with.
+        public var needsPassword = false
     }
 
     /// What ssh-copy-id does, for each target: when the key (`keyPath`, its public half
@@ -134,6 +136,7 @@ public enum AdHoc {
                 }
             }
             guard let password else {
+                outcome.needsPassword = true
                 outcome.problem = "the key does not log in yet and no password was given: run again with -k (or set LABCTL_SSH_PASSWORD) to log in once with the password"
                 return outcome
             }

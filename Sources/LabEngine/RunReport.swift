@@ -206,7 +206,8 @@ public enum Recap {
             }
         }
         let timed = report.hosts.flatMap { host in host.steps.map { (host.host, $0) } }
-            .filter { $0.1.status != .skipped }
+            // Steps that took no time to speak of (a no-op run's) are not worth a line.
+            .filter { $0.1.status != .skipped && $0.1.seconds >= 0.05 }
             .sorted { $0.1.seconds > $1.1.seconds }
             .prefix(slowest)
         if !timed.isEmpty {

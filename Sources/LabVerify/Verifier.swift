@@ -119,6 +119,9 @@ final class VerifyRun {
     /// The page each app server served directly (check 1), to recognise it through the proxy.
     var directPages: [String: String] = [:]
     var identifier: ServerIdentifier
+    /// The upstream nginx runs for the domain (from `nginx -T` on the first proxy), which the
+    /// balancing check judges by.
+    var liveUpstream: NginxUpstream?
 
     init(
         inventory: Inventory, options: VerifyOptions, prober: HTTPProber, runner: any HostCommandRunner,
@@ -319,6 +322,9 @@ final class VerifyRun {
             record(CheckResult(
                 kind: .nginx, name: includeName, host: proxy.name, status: includeStatus, summary: includeSummary,
                 evidence: Evidence(target: "nginx -T", details: includeLine.map { [$0] } ?? [])))
+            if dump.succeeded, inventory.appHosts.count > 1, let domain = inventory.domain {
+                checkUpstream(in: dump.stdout, on: proxy, domain: domain)
+            }
         } catch {
             let why = String(describing: error)
             let seconds = (clock.now - start).seconds
@@ -328,6 +334,39 @@ final class VerifyRun {
                                    evidence: Evidence(details: [why]), seconds: seconds))
             }
         }
+    }
+
+    /// What nginx balances by, against what the inventory says: a difference fails, both sides shown.
+    private func checkUpstream(in dump: String, on proxy: InventoryHost, domain: String) {
+        let name = "nginx's upstream matches the inventory on \(proxy.name)"
+        progress(.started(.nginx, name: name))
+        guard let live = NginxUpstream.live(in: dump, domain: domain, port: proxyPort) else {
+            record(CheckResult(
+                kind: .nginx, name: name, host: proxy.name, status: .fail,
+                summary: "nginx has no upstream for \(domain): no server block for it on port \(proxyPort) proxies to an upstream; labctl deploy writes one"))
+            return
+        }
+        if liveUpstream == nil { liveUpstream = live }
+        let wanted = NginxUpstream.wanted(inventory)
+        func describe(_ method: String, _ servers: [NginxUpstream.Server]) -> String {
+            method + ": " + servers.map { server in
+                var text = "\(server.endpoint) weight=\(server.weight) max_fails=\(server.maxFails) fail_timeout=\(server.failTimeout)"
+                if server.backup { text += " backup" }
+                if server.down { text += " down" }
+                return text
+            }.joined(separator: ", ")
+        }
+        let differences = live.differences(from: inventory)
+        let evidence = Evidence(target: "nginx -T, upstream \(live.name)", details: [
+            "nginx:         " + describe(live.method, live.servers),
+            "the inventory: " + describe(wanted.method, wanted.servers),
+        ])
+        record(CheckResult(
+            kind: .nginx, name: name, host: proxy.name, status: differences.isEmpty ? .pass : .fail,
+            summary: differences.isEmpty
+                ? "upstream \(live.name): \(live.method), \(live.servers.count) servers as the inventory says"
+                : "nginx runs other load balancing than the inventory says: " + differences.joined(separator: "; ") + " (labctl deploy writes the inventory's)",
+            evidence: evidence))
     }
 
     // MARK: - 3. The domain's resolution on this computer
@@ -429,7 +468,14 @@ final class VerifyRun {
     // MARK: - 5. Load balancing
 
     func checkBalancing() async {
-        let method = inventory.nginx.method
+        // What nginx runs decides what a right distribution is; the inventory only when nginx's
+        // upstream could not be read.
+        let method = liveUpstream.flatMap { Inventory.BalancingMethod(rawValue: $0.method) } ?? inventory.nginx.method
+        let servers = inventory.appHosts.map { host -> UpstreamServer in
+            let endpoint = ValueForm.hostInURL(host.address) + ":\(appPort)"
+            guard let live = liveUpstream?.servers.first(where: { $0.endpoint == endpoint }) else { return UpstreamServer(host) }
+            return UpstreamServer(name: host.name, weight: live.weight, backup: live.backup)
+        }
         let name = "load balancing (\(method.rawValue), \(options.requests) requests)"
         guard let domain = inventory.domain, let proxy = inventory.proxyHosts.first else {
             record(CheckResult(kind: .balancing, name: name, status: .skipped,
@@ -442,7 +488,7 @@ final class VerifyRun {
         let batch = await sendThroughProxy(options.requests, proxy: proxy, domain: domain)
         let judgement = DistributionJudge.judge(
             counts: batch.counts, failures: batch.failures.count, unidentified: batch.unidentified,
-            servers: inventory.appHosts.map(UpstreamServer.init), method: method, tolerance: options.tolerance)
+            servers: servers, method: method, tolerance: options.tolerance)
         let spread = Self.spread(judgement.shares)
         let summary = judgement.passed
             ? "\(batch.total) requests, all answered: \(spread); \(Self.verdict(method))"

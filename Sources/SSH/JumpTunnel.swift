@@ -156,43 +156,81 @@ final class JumpTunnel: @unchecked Sendable {
         var done: Bool { finished }
     }
 
+    /// How a libssh2 call on the jump session went. libssh2 keeps a packet it could only half
+    /// send and requires the very same call again before any other that sends (else
+    /// LIBSSH2_ERROR_BAD_USE, which a window adjust reports as a send failure): so a call that
+    /// leaves the session blocked outbound is repeated first, alone.
+    private enum Outcome { case completed, waiting, halfSent }
+
+    /// The pump thread's own state.
+    private var links: [Link] = []
+    private var opening: [Request] = []
+    private var buffer = [UInt8](repeating: 0, count: 32_768)
+
+    private func blockedOutbound(_ raw: OpaquePointer) -> Bool {
+        libssh2_session_block_directions(raw) & LIBSSH2_SESSION_BLOCK_OUTBOUND != 0
+    }
+
     private func pump() {
         guard let raw = session.rawSession else { return }
-        var links: [Link] = []
-        var pending: [Request] = []
         var freeing: [OpaquePointer] = []
-        var buffer = [UInt8](repeating: 0, count: 32_768)
         var idleSince: ContinuousClock.Instant? = nil
-        while true {
-            pending += requests.withLock { taken in defer { taken = [] }; return taken }
-            pending = pending.filter { request in open(request, raw: raw, links: &links) }
-            for link in links { service(link, raw: raw, buffer: &buffer) }
+        var repeatFirst: (() -> Outcome)?
+        loop: while true {
+            if let again = repeatFirst {
+                if again() == .halfSent {
+                    wait(raw: raw)
+                    continue
+                }
+                repeatFirst = nil
+            }
+            opening += requests.withLock { taken in defer { taken = [] }; return taken }
+            work: do {
+                for request in opening {
+                    let outcome = open(request, raw: raw)
+                    if outcome == .completed { opening.removeAll { $0 === request } }
+                    if outcome == .halfSent {
+                        repeatFirst = { [unowned self] in
+                            let again = self.open(request, raw: raw)
+                            if again == .completed { self.opening.removeAll { $0 === request } }
+                            return again
+                        }
+                        break work
+                    }
+                }
+                for link in links {
+                    if let again = service(link, raw: raw) {
+                        repeatFirst = again
+                        break work
+                    }
+                }
+            }
             for link in links where link.done {
                 Glibc.close(link.local)
                 freeing.append(link.channel)
             }
             links.removeAll { $0.done }
-            freeing = freeing.filter { libssh2_channel_free($0) == LibSSH2.again }
+            if repeatFirst == nil { freeing = freeing.filter { libssh2_channel_free($0) == LibSSH2.again } }
             if session.broken || isDisconnected(raw) {
                 // The jump host is gone: every host behind it sees its connection end.
                 for link in links { Glibc.close(link.local) }
                 links = []
-                for request in pending { answer(request, .failure(lost())) }
-                pending = []
-                if retire(force: true) { break }
+                for request in opening { answer(request, .failure(lost())) }
+                opening = []
+                if retire(force: true) { break loop }
             }
-            if links.isEmpty && pending.isEmpty {
+            if links.isEmpty && opening.isEmpty && repeatFirst == nil {
                 // A short grace, so that a run's hosts connecting one after another share it.
                 let now = ContinuousClock.now
                 if let since = idleSince, now - since > .seconds(2) {
-                    if retire(force: false) { break }
+                    if retire(force: false) { break loop }
                 } else if idleSince == nil {
                     idleSince = now
                 }
             } else {
                 idleSince = nil
             }
-            wait(raw: raw, links: links)
+            wait(raw: raw)
         }
         freeing.forEach { _ = libssh2_channel_free($0) }
         session.close()
@@ -227,16 +265,16 @@ final class JumpTunnel: @unchecked Sendable {
         request.answered.signal()
     }
 
-    /// Tries to open the request's channel; false when it is answered (done with).
-    private func open(_ request: Request, raw: OpaquePointer, links: inout [Link]) -> Bool {
-        if request.abandoned.load(ordering: .acquiring) { return false }
+    /// Tries to open the request's channel: completed once it is answered.
+    private func open(_ request: Request, raw: OpaquePointer) -> Outcome {
+        if request.abandoned.load(ordering: .acquiring) { return .completed }
         if ContinuousClock.now > request.deadline {
             answer(request, .failure(SSHError(host: request.host, operation: .connect, kind: .timeout(request.timeout))))
-            return false
+            return .completed
         }
         guard let channel = libssh2_channel_direct_tcpip_ex(raw, request.host, Int32(request.port), "127.0.0.1", 22) else {
             let code = libssh2_session_last_errno(raw)
-            if code == LibSSH2.again { return true }
+            if code == LibSSH2.again { return blockedOutbound(raw) ? .halfSent : .waiting }
             var message: UnsafeMutablePointer<CChar>?
             var length: Int32 = 0
             libssh2_session_last_error(raw, &message, &length, 0)
@@ -244,79 +282,100 @@ final class JumpTunnel: @unchecked Sendable {
             answer(request, .failure(SSHError(
                 host: request.host, operation: .connect,
                 kind: .unreachable("the jump host \(session.options.endpoint.host) could not connect to \(request.host) port \(request.port) (\(why))"))))
-            return false
+            return .completed
         }
         var pair: [Int32] = [-1, -1]
         guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &pair) == 0 else {
             _ = libssh2_channel_free(channel)
             answer(request, .failure(SSHError(host: request.host, operation: .connect, kind: .unreachable(String(cString: strerror(errno))))))
-            return false
+            return .completed
         }
         for fd in pair { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
         links.append(Link(channel: channel, local: pair[0]))
         answer(request, .success(pair[1]))
-        return false
+        return .completed
     }
 
-    private func service(_ link: Link, raw: OpaquePointer, buffer: inout [UInt8]) {
-        // From the far host to the inner session.
-        while !link.channelEnded && link.toLocal.count < 262_144 {
-            let n = buffer.withUnsafeMutableBytes { labctl_channel_read(link.channel, $0.baseAddress!.assumingMemoryBound(to: CChar.self), $0.count) }
-            if n > 0 {
-                link.toLocal += buffer[0..<n]
-            } else if n == Int(LibSSH2.again) {
-                break
-            } else if n == 0 {
-                if libssh2_channel_eof(link.channel) != 0 { link.channelEnded = true }
-                break
-            } else {
-                link.channelEnded = true
-                link.finished = true
-                return
-            }
-        }
+    /// Moves what can be moved for one link; returns the call to repeat first when one left a
+    /// packet half sent.
+    private func service(_ link: Link, raw: OpaquePointer) -> (() -> Outcome)? {
+        if readChannel(link, raw: raw) == .halfSent { return { [unowned self] in self.readChannel(link, raw: raw) } }
         if !link.toLocal.isEmpty {
-            let written = link.toLocal.withUnsafeBytes { Glibc.write(link.local, $0.baseAddress, $0.count) }
+            // send, not write: a peer that closed its end must not raise SIGPIPE in this process.
+            let written = link.toLocal.withUnsafeBytes { Glibc.send(link.local, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
             if written > 0 {
                 link.toLocal.removeFirst(written)
             } else if written < 0 && errno != EAGAIN && errno != EINTR {
                 link.finished = true
-                return
+                return nil
             }
         }
         if link.channelEnded && link.toLocal.isEmpty && !link.shutLocal {
             shutdown(link.local, Int32(SHUT_WR))
             link.shutLocal = true
         }
-        // From the inner session to the far host.
         if link.toChannel.isEmpty && !link.localEnded {
             let n = buffer.withUnsafeMutableBytes { Glibc.read(link.local, $0.baseAddress, $0.count) }
             if n > 0 {
                 link.toChannel += buffer[0..<n]
-            } else if n == 0 {
-                link.localEnded = true
-            } else if errno != EAGAIN && errno != EINTR {
+            } else if n == 0 || (errno != EAGAIN && errno != EINTR) {
                 link.localEnded = true
             }
         }
-        while !link.toChannel.isEmpty {
+        if writeChannel(link, raw: raw) == .halfSent { return { [unowned self] in self.writeChannel(link, raw: raw) } }
+        if link.finished { return nil }
+        // The inner session closed its socket: nothing it waits for is left to deliver.
+        if link.localEnded && link.toChannel.isEmpty {
+            let rc = libssh2_channel_send_eof(link.channel)
+            if rc != LibSSH2.again {
+                link.finished = true
+            } else if blockedOutbound(raw) {
+                return { [unowned self] in
+                    let again = libssh2_channel_send_eof(link.channel)
+                    if again != LibSSH2.again { link.finished = true; return .completed }
+                    return self.blockedOutbound(raw) ? .halfSent : .waiting
+                }
+            }
+        }
+        return nil
+    }
+
+    /// From the far host towards the inner session, while there is room.
+    private func readChannel(_ link: Link, raw: OpaquePointer) -> Outcome {
+        while !link.channelEnded && !link.finished && link.toLocal.count < 262_144 {
+            let n = buffer.withUnsafeMutableBytes { labctl_channel_read(link.channel, $0.baseAddress!.assumingMemoryBound(to: CChar.self), $0.count) }
+            if n > 0 {
+                link.toLocal += buffer[0..<n]
+            } else if n == Int(LibSSH2.again) {
+                return blockedOutbound(raw) ? .halfSent : .waiting
+            } else if n == 0 {
+                if libssh2_channel_eof(link.channel) != 0 { link.channelEnded = true }
+                return .waiting
+            } else {
+                link.channelEnded = true
+                link.finished = true
+            }
+        }
+        return .completed
+    }
+
+    /// From the inner session towards the far host, as far as the far side's window allows.
+    private func writeChannel(_ link: Link, raw: OpaquePointer) -> Outcome {
+        while !link.toChannel.isEmpty && !link.finished {
             let n = link.toChannel.withUnsafeBytes { labctl_channel_write(link.channel, $0.baseAddress!.assumingMemoryBound(to: CChar.self), $0.count) }
             if n > 0 {
                 link.toChannel.removeFirst(n)
-            } else if n == Int(LibSSH2.again) {
-                break
+            } else if n == Int(LibSSH2.again) || n == 0 {
+                // 0: the far side's window is full for now.
+                return n != 0 && blockedOutbound(raw) ? .halfSent : .waiting
             } else {
                 link.finished = true
-                return
             }
         }
-        // The inner session closed its socket: nothing it waits for is left to deliver.
-        if link.localEnded && link.toChannel.isEmpty {
-            if libssh2_channel_send_eof(link.channel) != LibSSH2.again { link.finished = true }
-        }
+        return .completed
     }
 
-    private func wait(raw: OpaquePointer, links: [Link]) {
+    private func wait(raw: OpaquePointer) {
         var fds: [pollfd] = []
         let directions = libssh2_session_block_directions(raw)
         var events = Int16(POLLIN)

@@ -65,6 +65,13 @@ public struct SSHError: Error, Sendable, CustomStringConvertible {
         }
     }
 
+    /// labctl's one rule for "the host was unreachable" (exit 3): the connection, the host key or
+    /// the login failed, or the connection was lost under a command. Anything after a login that
+    /// worked is the host failing a command, not being unreachable.
+    public var isUnreachable: Bool {
+        [.connect, .handshake, .hostKey, .authenticate].contains(operation) || connectionLost
+    }
+
     /// One sentence for the user.
     public var description: String {
         switch kind {

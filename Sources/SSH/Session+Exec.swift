@@ -51,14 +51,31 @@ extension Session {
         var stdoutLines = LineSplitter(stream: .stdout)
         var stderrLines = LineSplitter(stream: .stderr)
         var buffer = [CChar](repeating: 0, count: 64 * 1024)
+        // libssh2 keeps a packet it could only half send and requires the very same call again
+        // before any other call that sends (a read may send a window adjust): else it fails with
+        // LIBSSH2_ERROR_BAD_USE, reported as a send error. Seen when the socket's buffer is small
+        // (a jump host's socket pair) or the link slow. So such a call is repeated first, alone.
+        enum Call { case password, eof, stdin, stdout, stderr }
+        var halfSent: Call?
+        func may(_ call: Call) -> Bool { halfSent == nil || halfSent == call }
+        func note(_ call: Call, _ result: Int) {
+            if result == Int(LibSSH2.again), let raw = rawSession,
+                libssh2_session_block_directions(raw) & LIBSSH2_SESSION_BLOCK_OUTBOUND != 0
+            {
+                halfSent = call
+            } else if halfSent == call {
+                halfSent = nil
+            }
+        }
 
         while true {
             var progressed = false
             let stdinFlows = exchange.map { $0.state == .started } ?? true
-            if !eofSent, abandoned == nil, let sent = passwordWritten, sent < password.count, exchange?.state == .answered {
+            if may(.password), !eofSent, abandoned == nil, let sent = passwordWritten, sent < password.count, exchange?.state == .answered {
                 let count = password[sent...].withUnsafeBytes { bytes in
                     labctl_channel_write(channel, bytes.baseAddress!.assumingMemoryBound(to: CChar.self), bytes.count)
                 }
+                note(.password, count)
                 if count > 0 {
                     passwordWritten = sent + count
                     progressed = true
@@ -67,16 +84,18 @@ extension Session {
                     eofSent = true
                 }
             }
-            if !eofSent, abandoned != nil {
+            if may(.eof), !eofSent, abandoned != nil {
                 // Nothing more is offered, and EOF makes sudo give up at once.
                 let eof = libssh2_channel_send_eof(channel)
+                note(.eof, Int(eof))
                 if eof != LibSSH2.again { eofSent = true }
             }
             if !eofSent, stdinFlows {
-                if written < stdin.count {
+                if may(.stdin), written < stdin.count {
                     let sent = stdin[written...].withUnsafeBytes { bytes in
                         labctl_channel_write(channel, bytes.baseAddress!.assumingMemoryBound(to: CChar.self), min(bytes.count, 32 * 1024))
                     }
+                    note(.stdin, sent)
                     if sent > 0 {
                         written += sent
                         progressed = true
@@ -86,13 +105,15 @@ extension Session {
                         eofSent = true
                     }
                 }
-                if written == stdin.count, !eofSent {
+                if may(.eof), written == stdin.count, !eofSent {
                     let eof = libssh2_channel_send_eof(channel)
+                    note(.eof, Int(eof))
                     if eof == 0 { eofSent = true } else if eof != LibSSH2.again { eofSent = true }
                 }
             }
 
-            let outCount = buffer.withUnsafeMutableBufferPointer { labctl_channel_read(channel, $0.baseAddress, $0.count) }
+            let outCount = may(.stdout) ? buffer.withUnsafeMutableBufferPointer { labctl_channel_read(channel, $0.baseAddress, $0.count) } : Int(LibSSH2.again)
+            if may(.stdout) { note(.stdout, outCount) }
             if outCount > 0 {
                 let chunk = buffer.withUnsafeBytes { Data($0.prefix(outCount)) }
                 stdout.append(chunk)
@@ -101,7 +122,8 @@ extension Session {
             } else if outCount < 0, outCount != Int(LibSSH2.again) {
                 throw libssh2Error(operation, Int32(outCount))
             }
-            let errCount = buffer.withUnsafeMutableBufferPointer { labctl_channel_read_stderr(channel, $0.baseAddress, $0.count) }
+            let errCount = may(.stderr) ? buffer.withUnsafeMutableBufferPointer { labctl_channel_read_stderr(channel, $0.baseAddress, $0.count) } : Int(LibSSH2.again)
+            if may(.stderr) { note(.stderr, errCount) }
             if errCount > 0 {
                 var chunk = buffer.withUnsafeBytes { Data($0.prefix(errCount)) }
                 if exchange != nil {
@@ -142,7 +164,7 @@ extension Session {
                 throw error(operation, abandoned.kind)
             }
             if !progressed {
-                if libssh2_channel_eof(channel) == 1 { break }
+                if halfSent == nil, libssh2_channel_eof(channel) == 1 { break }
                 // Data already inside libssh2's buffers does not wake poll(): read it first.
                 var available: UInt = 0
                 _ = libssh2_channel_window_read_ex(channel, &available, nil)

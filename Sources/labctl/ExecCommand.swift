@@ -59,10 +59,15 @@ struct Exec: AsyncParsableCommand {
         var rows = [["HOST", "RESULT"]]
         for outcome in results {
             if let error = outcome.error {
-                rows.append([outcome.host, "FAILED: " + (inventoryOptions.verbose ? error.description : error.summary)])
+                rows.append([outcome.host, (error.isUnreachable ? "UNREACHABLE: " : "FAILED: ") + (inventoryOptions.verbose ? error.description : error.summary)])
             } else if let result = outcome.result {
-                let how = result.exitSignal.map { "killed by SIG\($0)" } ?? "exit \(result.exitStatus)"
-                let hint = result.sudoNeedsPassword ? " (\(BecomeHint.text))" : ""
+                var how = result.exitSignal.map { "killed by SIG\($0)" } ?? "exit \(result.exitStatus)"
+                // `timeout` on the host ends the command with 124 when --timeout passes.
+                if let timeout, result.exitStatus == 124, result.exitSignal == nil { how = "timed out after \(timeout) s (--timeout), exit 124" }
+                var hint = result.sudoNeedsPassword ? " (\(BecomeHint.text))" : ""
+                if !become, !result.succeeded, Self.needsRoot(result.stdoutText + result.stderrText) {
+                    hint += " (the login user is not root here: add --become to run it as root)"
+                }
                 rows.append([outcome.host, (result.succeeded ? "ok, " : "FAILED, ") + how + ", \(result.duration.milliseconds)" + hint])
             }
         }
@@ -76,11 +81,14 @@ struct Exec: AsyncParsableCommand {
             if case .localFile? = outcome.error?.kind { return true }
             return false
         }) { throw LabctlExit.badInput.error }
-        let unreachable = results.contains { outcome in
-            guard let error = outcome.error else { return false }
-            return [.connect, .handshake, .hostKey, .authenticate].contains(error.operation)
-        }
+        let unreachable = results.contains { $0.error?.isUnreachable == true }
         if unreachable { throw ExitCode(RunExitCode.unreachable.rawValue) }
         if results.contains(where: { !$0.succeeded }) { throw ExitCode(RunExitCode.hostFailed.rawValue) }
+    }
+
+    /// What systemctl, apt and friends say when a non-root user asks for root's work.
+    static func needsRoot(_ output: String) -> Bool {
+        ["Access denied", "Interactive authentication required", "are you root?", "must be run as root",
+         "Permission denied", "Operation not permitted"].contains { output.contains($0) }
     }
 }

@@ -49,12 +49,23 @@ struct Keys: AsyncParsableCommand {
                     throw LabCommand.failure(error)
                 }
             }
-            var results: [AdHoc.KeyInstallResult] = []
-            var skipped: [String] = []
-            for (path, publicKey) in publicKeys.sorted(by: { $0.key < $1.key }) {
-                let group = targets.filter { hosts[$0.name]?.keyPath == path }
-                results += await AdHoc.installKey(group, keyPath: path, publicKey: publicKey, password: secrets.loginPassword)
+            func install(_ targets: [RunTarget], password: String?) async -> [AdHoc.KeyInstallResult] {
+                var results: [AdHoc.KeyInstallResult] = []
+                for (path, publicKey) in publicKeys.sorted(by: { $0.key < $1.key }) {
+                    let group = targets.filter { hosts[$0.name]?.keyPath == path }
+                    results += await AdHoc.installKey(group, keyPath: path, publicKey: publicKey, password: password)
+                }
+                return results
             }
+            var results = await install(targets, password: secrets.loginPassword)
+            // As ssh-copy-id: the password is asked for only when a host needs it.
+            let needing = Set(results.filter(\.needsPassword).map(\.host))
+            if secrets.loginPassword == nil, !needing.isEmpty,
+                let password = Terminal.askSecret("SSH password for \(needing.sorted().joined(separator: ", ")): ")
+            {
+                results = results.filter { !needing.contains($0.host) } + (await install(targets.filter { needing.contains($0.name) }, password: password))
+            }
+            var skipped: [String] = []
             skipped = targets.filter { hosts[$0.name]?.keyPath == nil }.map(\.name)
             let order = Dictionary(targets.enumerated().map { ($1.name, $0) }, uniquingKeysWith: { first, _ in first })
             results.sort { (order[$0.host] ?? 0) < (order[$1.host] ?? 0) }

@@ -32,7 +32,7 @@ struct Ping: AsyncParsableCommand {
         var rows = [["HOST", "ADDRESS", "RESULT", "TIME", "DETAILS"]]
         for ping in results {
             if let error = ping.error {
-                rows.append([ping.host, ping.address, "FAILED", "-", inventoryOptions.verbose ? "\(error.summary) (while \(error.operation.rawValue))" : error.summary])
+                rows.append([ping.host, ping.address, error.isUnreachable ? "UNREACHABLE" : "FAILED", "-", inventoryOptions.verbose ? "\(error.summary) (while \(error.operation.rawValue))" : error.summary])
             } else {
                 var details = "\(ping.system ?? "?"), logged in as \(ping.loginUser ?? "?")"
                 if let sudo = ping.sudoWorks { details += sudo ? ", sudo ok" : ", sudo REFUSED (passwordless sudo is not set up; use -K)" }
@@ -53,7 +53,7 @@ struct Ping: AsyncParsableCommand {
             if case .localFile? = ping.error?.kind { return true }
             return false
         }) { throw LabctlExit.badInput.error }
-        let unreachable = failed.contains { $0.error != nil }
+        let unreachable = failed.contains { $0.error?.isUnreachable == true }
         throw ExitCode((unreachable ? RunExitCode.unreachable : RunExitCode.hostFailed).rawValue)
     }
 }

@@ -158,6 +158,20 @@ enum PlaybookInvocation {
         }) {
             Terminal.line(BecomeHint.text.red)
         }
+        // A rollout stopped by a server that did not come up: what to do next, as commands.
+        let outOfRotation = report.hosts.filter { !$0.outOfRotation.isEmpty }.map(\.host)
+        let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        if title == "deploy.yml", !outOfRotation.isEmpty, FileManager.default.fileExists(atPath: folder + "/rollback.yml") {
+            var arguments = ""
+            if let file = inventory.file?.path, URL(fileURLWithPath: InventoryLoader.defaultPath).standardizedFileURL.path != file {
+                arguments += " -i " + LabCommand.shellWord(file)
+            }
+            if options.playbooks != nil { arguments += " --playbooks " + LabCommand.shellWord(folder) }
+            let servers = outOfRotation.joined(separator: ", ")
+            Terminal.line(("\(servers) \(outOfRotation.count == 1 ? "is" : "are") out of rotation and the other servers keep serving: "
+                + "fix what stopped \(outOfRotation.count == 1 ? "it" : "them") (the log lines above) and run `labctl deploy\(arguments)` again, "
+                + "or put the previous release back with `labctl rollback\(arguments)`").red)
+        }
         if let json = options.json {
             do {
                 try report.json().write(to: URL(fileURLWithPath: json))

@@ -115,7 +115,8 @@ struct Verify: AsyncParsableCommand {
         discussion: """
             Checks, each reported pass or fail with its evidence:
               1. every app server answers on the app's port with the app's page
-              2. nginx on the proxy is active, `nginx -t` passes, the lab's config is included
+              2. nginx on the proxy is active, `nginx -t` passes, the lab's config is included,
+                 and the upstream nginx runs is the inventory's (method, servers, weights)
               3. the domain resolves as your computer would (reported, not required)
               4. http://<domain>/ through the proxy answers 200 with the app's page
               5. N requests through the proxy reach every app server (the share of each)

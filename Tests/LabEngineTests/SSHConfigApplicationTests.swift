@@ -1,6 +1,7 @@
 import Foundation
 import LabSpec
 import SSH
+import TestSupport
 import Testing
 @testable import LabEngine
 
@@ -80,6 +81,60 @@ import Testing
         } catch {
             #expect(error.description.hasPrefix("a: \(scratch.file("ssh_config")) line 2: "), "\(error.description)")
             #expect(error.description.hasSuffix("set the inventory's ssh.config to \"none\")"), "\(error.description)")
+        }
+    }
+
+    /// The connection labctl makes for each alias is the one `ssh -G` computes from the same
+    /// config: address, port, user, key and jump hosts.
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/ssh"), "needs OpenSSH's ssh"))
+    func theConnectionIsTheOneSSHComputes() throws {
+        scratch.write("keys/id_a", "x\n")
+        scratch.write("keys/id_b", "x\n")
+        scratch.write("conf.d/10-web.conf", """
+            Host web-*
+                User deploy
+                IdentityFile \(scratch.file("keys/id_missing"))
+                IdentityFile \(scratch.file("keys/id_a"))
+            """)
+        config("""
+            Include \(scratch.file("conf.d"))/*.conf
+            Host web-1
+                HostName 192.0.2.21
+                Port 2201
+            Host web-2 db
+                HostName %h.example.test
+                IdentityFile \(scratch.file("keys/id_b"))
+                ProxyJump jumper@web-1:2222
+            Host db
+                User postgres
+            Match host *.example.test
+                Port 2202
+            Host *
+                User fallback
+                Port 2299
+            """)
+        let aliases = ["web-1", "web-2", "db", "elsewhere"]
+        let loaded = try inventory(hosts: aliases.enumerated().map { #"{ "name": "h\#($0.offset)", "address": "\#($0.element)", "roles": ["x"] }"# }.joined(separator: ","))
+        let applied = try SSHConfigApplication.apply(to: loaded).inventory
+        for (alias, host) in zip(aliases, applied.hosts) {
+            let result = try runLocal(["/usr/bin/ssh", "-G", "-F", scratch.file("ssh_config"), alias], check: false)
+            try #require(result.status == 0, "\(result.stderr)")
+            var ssh: [String: [String]] = [:]
+            for line in result.stdout.split(separator: "\n") {
+                let parts = line.split(separator: " ", maxSplits: 1).map(String.init)
+                ssh[parts[0], default: []].append(parts.count > 1 ? parts[1] : "")
+            }
+            let options = InventoryContext.sshOptions(host, applied)
+            #expect(options.endpoint.host == ssh["hostname"]?.first, "\(alias)")
+            #expect(String(options.endpoint.port) == ssh["port"]?.first, "\(alias)")
+            #expect(options.endpoint.user == ssh["user"]?.first, "\(alias)")
+            // labctl logs in with the first of ssh's identity files that exists.
+            let existing = (ssh["identityfile"] ?? []).first { FileManager.default.fileExists(atPath: $0) }
+            if let existing {
+                #expect(options.credentials.contains { if case .keyFile(let path, _) = $0 { return path == existing }; return false }, "\(alias): \(options.credentials)")
+            }
+            let jump = ssh["proxyjump"]?.first
+            #expect(options.jumps.map { "\($0.endpoint.user)@\($0.endpoint.host):\($0.endpoint.port)" }.first == jump.map { _ in "jumper@192.0.2.21:2222" }, "\(alias): \(String(describing: jump))")
         }
     }
 

@@ -65,6 +65,14 @@ final class LoopbackLab: @unchecked Sendable {
 
     deinit { shutDown() }
 
+    /// What the inventory says the method is, when it is not what this lab's nginx runs.
+    var inventoryMethod: Inventory.BalancingMethod?
+
+    /// `nginx -T` of this lab's nginx.
+    func dumpConfig() throws -> LocalResult {
+        try runLocal([Self.nginxPath!, "-p", directory.path, "-e", directory.file("nginx-error.log"), "-c", directory.file("nginx.conf"), "-T"], check: false)
+    }
+
     var inventory: Inventory {
         var hosts = [InventoryHost(name: "proxy", address: "127.0.0.1", roles: [Inventory.proxyRole])]
         for (name, address) in appAddresses {
@@ -74,7 +82,7 @@ final class LoopbackLab: @unchecked Sendable {
         return Inventory(
             name: "loopback", domain: Self.domain, hosts: hosts,
             app: .init(name: "wayshub", port: appPort, source: .path(Self.standinDirectory), node: .apt),
-            nginx: .init(method: method, listenPort: proxyPort),
+            nginx: .init(method: inventoryMethod ?? method, listenPort: proxyPort),
             baseDirectory: directory.url)
     }
 
@@ -226,6 +234,24 @@ final class LoopbackServices: ServiceController, @unchecked Sendable {
         lock.withLock { calls.append("start \(host.name)") }
         if !lab.isRunning(host.name) { try lab.startApp(host.name, wait: false) }
     }
+}
+
+/// The proxy's commands answered by this lab's own nginx: the nginx checks without SSH.
+final class LocalNginx: HostCommandRunner, @unchecked Sendable {
+    let lab: LoopbackLab
+    init(lab: LoopbackLab) { self.lab = lab }
+    func run(_ command: String, on host: InventoryHost, privileged: Bool, timeout: Duration) async throws -> HostCommandOutput {
+        switch command {
+        case "systemctl is-active nginx":
+            return HostCommandOutput(status: 0, stdout: "active\n", stderr: "")
+        case "nginx -T":
+            let dump = try lab.dumpConfig()
+            return HostCommandOutput(status: dump.status, stdout: dump.stdout, stderr: dump.stderr)
+        default:
+            throw NoCommands.Refused()
+        }
+    }
+    func close() async {}
 }
 
 /// A command runner for runs that must not touch any host over SSH.

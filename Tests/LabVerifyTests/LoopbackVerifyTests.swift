@@ -49,6 +49,29 @@ struct LoopbackVerifyTests {
         #expect(balancing.latency?.errors == 0)
     }
 
+    @Test("the upstream nginx runs is judged, not the inventory's: a round-robin nginx under a least_conn inventory fails with both sides shown")
+    func upstreamFromNginx() async throws {
+        let lab = try LoopbackLab(method: .roundRobin)
+        defer { lab.shutDown() }
+        let options = VerifyOptions(requests: 40, checks: [.nginx, .balancing])
+        let matching = await Verifier(inventory: lab.inventory, options: options, commandRunner: LocalNginx(lab: lab)).run()
+        let fine = try #require(matching.checks.first { $0.name == "nginx's upstream matches the inventory on proxy" })
+        #expect(fine.status == .pass, "\(fine.summary)")
+        #expect(fine.summary == "upstream wayshub_app: round_robin, 2 servers as the inventory says")
+
+        lab.inventoryMethod = .leastConn
+        let report = await Verifier(inventory: lab.inventory, options: options, commandRunner: LocalNginx(lab: lab)).run()
+        let upstream = try #require(report.checks.first { $0.name == "nginx's upstream matches the inventory on proxy" })
+        #expect(upstream.status == .fail)
+        #expect(upstream.summary.hasPrefix("nginx runs other load balancing than the inventory says: method: nginx runs round_robin, the inventory says least_conn"), "\(upstream.summary)")
+        #expect(upstream.evidence.details.first?.hasPrefix("nginx:         round_robin: 127.0.0.") == true, "\(upstream.evidence.details)")
+        #expect(upstream.evidence.details.last?.hasPrefix("the inventory: least_conn: ") == true)
+        // The spread is judged by what nginx runs.
+        let balancing = try #require(report.checks.first { $0.kind == .balancing })
+        #expect(balancing.name.hasPrefix("load balancing (round_robin"), "\(balancing.name)")
+        #expect(report.exitCode == 1)
+    }
+
     @Test("app servers on different releases fail the version check, which names each server's version")
     func aMixedFleetFails() async throws {
         let lab = try LoopbackLab(versions: ["app2": "2.0.0"])

@@ -136,6 +136,8 @@ struct RollingDeployLabTests {
         #expect(broken.stdout.contains("wayshub did not stay running"), "\(broken.stdout)")
         // Why, in the app's own words (its last log lines).
         #expect(broken.stdout.contains("broken release"), "\(broken.stdout)")
+        // And what to do next, as commands that work as typed.
+        #expect(broken.stdout.contains("app1 is out of rotation and the other servers keep serving: fix what stopped it (the log lines above) and run `labctl deploy -i \(lab.inventory) --playbooks \(lab.playbooks)` again, or put the previous release back with `labctl rollback -i \(lab.inventory) --playbooks \(lab.playbooks)`"), "\(broken.stdout)")
         let app1 = try #require(brokenReport.hosts.first { $0.host == "app1" })
         #expect(app1.status == .failed && app1.outOfRotation == ["proxy"])
         #expect(brokenReport.hosts.first { $0.host == "app2" }?.status == .notStarted)

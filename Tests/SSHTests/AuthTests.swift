@@ -86,7 +86,7 @@ import Testing
             return
         }
         #expect(keyPath == path)
-        #expect(error.description.contains("ssh-keygen -t ed25519"))
+        #expect(error.description.contains("run `labctl keys install -k`, which makes it and installs it"))
     }
 
     @Test func laterCredentialsAreTriedAfterARefusal() async throws {

@@ -43,6 +43,31 @@ import Testing
         await client.close()
     }
 
+    /// Growing inputs and outputs through one channel: the socket pair's small buffers make
+    /// libssh2 half-send packets, which must be completed before anything else is sent.
+    @Test func growingTransfersBothWaysThroughOneChannel() async throws {
+        let client = try await SSHClient.connect(behindJump(far))
+        for i in 0..<30 {
+            do {
+                _ = try await client.run(RemoteCommand("echo hi"))
+            } catch { Issue.record("echo \(i): \(error)"); break }
+        }
+        for size in [1000, 30_000, 100_000, 300_000, 1_000_000, 3_000_000] {
+            let data = [UInt8](repeating: 65, count: size)
+            do {
+                let echoed = try await client.run(RemoteCommand("cat", stdin: data))
+                #expect(echoed.stdout.count == size)
+            } catch { Issue.record("cat \(size): \(error)"); break }
+        }
+        for size in [1000, 100_000, 1_000_000, 20_000_000] {
+            do {
+                let big = try await client.run(RemoteCommand("head -c \(size) /dev/zero"))
+                #expect(big.stdout.count == size)
+            } catch { Issue.record("head \(size): \(error)"); break }
+        }
+        await client.close()
+    }
+
     @Test func hostsBehindOneJumpHostShareItsConnectionUntilTheLastCloses() async throws {
         let first = try await SSHClient.connect(behindJump(far))
         let second = try await SSHClient.connect(behindJump(other))
