@@ -13,6 +13,8 @@ public enum AdHoc {
         public var connectTime: Duration?
         public var commandTime: Duration?
         public var error: SSHError?
+        /// The host key recorded on this first contact (accept-new).
+        public var recordedHostKey: String?
 
         public var succeeded: Bool { error == nil && system != nil && sudoWorks != false }
     }
@@ -40,6 +42,7 @@ public enum AdHoc {
                 return ping
             }
             ping.connectTime = ContinuousClock.now - started
+            ping.recordedHostKey = session.recordedHostKey
             var script = "uname -sr; id -un"
             if target.become != nil { script += "; if sudo -n true 2>/dev/null; then echo sudo-ok; else echo sudo-refused; fi" }
             do throws(SSHError) {

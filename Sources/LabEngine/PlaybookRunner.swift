@@ -6,6 +6,12 @@ import SSH
 public protocol HostSession: Sendable {
     func run(_ command: RemoteCommand, onLine: (@Sendable (OutputLine) -> Void)?) async throws(SSHError) -> CommandResult
     func close() async
+    /// The host key recorded in known_hosts when this session connected (accept-new), if any.
+    var recordedHostKey: String? { get }
+}
+
+extension HostSession {
+    public var recordedHostKey: String? { nil }
 }
 
 extension SSHClient: HostSession {}

@@ -10,22 +10,25 @@ public final class SSHClient: Sendable {
     /// The known_hosts lines that were ignored as unreadable ("known_hosts <path> line N: <why>;
     /// ignored"). The connection did not need them; a caller may still want to say so.
     public let knownHostsWarnings: [String]
+    /// The host key `accept-new` recorded when connecting ("ssh-ed25519 SHA256:... in PATH").
+    public let recordedHostKey: String?
     private let session: Session
 
-    private init(session: Session, knownHostsWarnings: [String]) {
+    private init(session: Session, knownHostsWarnings: [String], recordedHostKey: String?) {
         self.endpoint = session.options.endpoint
         self.session = session
         self.knownHostsWarnings = knownHostsWarnings
+        self.recordedHostKey = recordedHostKey
     }
 
     /// Connects, checks the host key against known_hosts, authenticates.
     public static func connect(_ options: SSHOptions) async throws(SSHError) -> SSHClient {
         let session = Session(options: options)
-        let warnings = try await session.perform { session throws(SSHError) in
+        let (warnings, recorded) = try await session.perform { session throws(SSHError) in
             try session.open()
-            return session.knownHostsWarnings
+            return (session.knownHostsWarnings, session.recordedHostKey)
         }
-        return SSHClient(session: session, knownHostsWarnings: warnings)
+        return SSHClient(session: session, knownHostsWarnings: warnings, recordedHostKey: recorded)
     }
 
     /// Runs one command; `onLine` sees each output line as it arrives, on the session's queue.

@@ -38,6 +38,9 @@ final class Session: @unchecked Sendable {
 
     /// The lines of known_hosts that were ignored as unreadable, from the last `open()`.
     private(set) var knownHostsWarnings: [String] = []
+    /// The host key `accept-new` recorded in known_hosts on the last `open()`, as
+    /// "ssh-ed25519 SHA256:... in PATH"; nil when the key was known.
+    private(set) var recordedHostKey: String?
 
     /// `keepaliveTimer`: false when the caller sends the session's keepalives itself (a jump
     /// host's session, which only its tunnel's thread may touch).
@@ -168,7 +171,10 @@ final class Session: @unchecked Sendable {
                 throw self.error(.hostKey, .localFile(path: file.path, reason: "could not record the host key: \(error)"))
             }
             // Recorded now, or by another session since the file was first read.
-            if verdict == .unknown { return }
+            if verdict == .unknown {
+                recordedHostKey = "\(typeName) \(fingerprint) in \(file.path)"
+                return
+            }
         }
         switch verdict {
         case .known:

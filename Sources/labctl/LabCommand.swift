@@ -160,9 +160,22 @@ struct LabCommand: AsyncParsableCommand {
 
     // MARK: inventory → lab
 
+    /// For an inventory of the local lab (every host in `lab.subnet`) none of whose hosts runs:
+    /// the sentence that says so and how to start it. Said when its hosts could not be reached.
+    static func notRunningHint(inventoryPath: String) async -> String? {
+        guard let inventory = try? InventoryLoader.load(path: inventoryPath), !inventory.hosts.isEmpty,
+            inventory.hosts.allSatisfy({ inventory.lab.subnet.contains($0.address) }),
+            let definition = try? labDefinition(from: inventory, nat: false),
+            let status = try? await LocalLab(definition: definition).status(), !status.contains(where: \.running)
+        else { return nil }
+        let standard = URL(fileURLWithPath: InventoryLoader.defaultPath).standardizedFileURL.path
+        let argument = URL(fileURLWithPath: inventoryPath).standardizedFileURL.path == standard ? "" : " -i " + shellWord(inventoryPath)
+        return "the local lab '\(inventory.name)' is not running (not started, or taken down with labctl lab down): start it with `sudo labctl lab up\(argument)`"
+    }
+
     /// The lab of the inventory file; a bad inventory exits 4 like every other verb.
     static func lab(_ options: InventoryOptions, nat: Bool = false) throws -> LocalLab {
-        let inventory = try options.load()
+        let inventory = try options.loadFile()
         do {
             return LocalLab(definition: try labDefinition(from: inventory, nat: nat))
         } catch {

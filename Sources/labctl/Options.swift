@@ -12,15 +12,20 @@ struct InventoryOptions: ParsableArguments {
     @Flag(name: [.short, .long], help: "Show more: each error's details and every output line.")
     var verbose = false
 
-    /// The inventory as the user's SSH config completes it, or exit 4 with every problem printed.
-    func load() throws -> Inventory {
-        let loaded: Inventory
+    /// The inventory as the file says it, or exit 4 with every problem printed: for the local
+    /// lab, whose hosts labctl itself makes and reaches, whatever the user's SSH config says.
+    func loadFile() throws -> Inventory {
         do {
-            loaded = try InventoryLoader.load(path: inventory)
+            return try InventoryLoader.load(path: inventory)
         } catch {
             Terminal.error(error.description)
             throw ExitCode(RunExitCode.badInput.rawValue)
         }
+    }
+
+    /// The inventory as the user's SSH config completes it, or exit 4 with every problem printed.
+    func load() throws -> Inventory {
+        let loaded = try loadFile()
         do {
             let applied = try SSHConfigApplication.apply(to: loaded)
             if verbose { applied.notes.forEach { Terminal.line($0.dim) } }

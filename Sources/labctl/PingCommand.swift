@@ -36,6 +36,7 @@ struct Ping: AsyncParsableCommand {
             } else {
                 var details = "\(ping.system ?? "?"), logged in as \(ping.loginUser ?? "?")"
                 if let sudo = ping.sudoWorks { details += sudo ? ", sudo ok" : ", sudo REFUSED (passwordless sudo is not set up; use -K)" }
+                if let key = ping.recordedHostKey { details += "; its host key was recorded (\(key))" }
                 let total = (ping.connectTime ?? .zero) + (ping.commandTime ?? .zero)
                 rows.append([ping.host, ping.address, ping.succeeded ? "ok" : "FAILED", total.milliseconds, details])
             }
@@ -54,6 +55,7 @@ struct Ping: AsyncParsableCommand {
             return false
         }) { throw LabctlExit.badInput.error }
         let unreachable = failed.contains { $0.error?.isUnreachable == true }
+        if unreachable, let hint = await LabCommand.notRunningHint(inventoryPath: inventoryOptions.inventory) { Terminal.line(hint.red) }
         throw ExitCode((unreachable ? RunExitCode.unreachable : RunExitCode.hostFailed).rawValue)
     }
 }

@@ -158,6 +158,11 @@ enum PlaybookInvocation {
         }) {
             Terminal.line(BecomeHint.text.red)
         }
+        if report.hosts.contains(where: { $0.status == .unreachable }), let file = inventory.file?.path,
+            let hint = await LabCommand.notRunningHint(inventoryPath: file)
+        {
+            Terminal.line(hint.red)
+        }
         // A rollout stopped by a server that did not come up: what to do next, as commands.
         let outOfRotation = report.hosts.filter { !$0.outOfRotation.isEmpty }.map(\.host)
         let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
@@ -455,8 +460,21 @@ struct UpCommand: AsyncParsableCommand {
             Terminal.line("")
         }
         if let domain = inventory.domain, let proxy = inventory.proxyHosts.first {
-            Terminal.line("The lab is up: http://\(domain)/ (the proxy is \(proxy.address)).".green.bold)
-            Terminal.line("To open it in a browser on this computer, map the domain to the proxy: sudo labctl hosts --apply")
+            var inventoryArgument = ""
+            if let file = inventory.file?.path, URL(fileURLWithPath: InventoryLoader.defaultPath).standardizedFileURL.path != file {
+                inventoryArgument = " -i " + LabCommand.shellWord(file)
+            }
+            if runOptions.check {
+                Terminal.line("Checked: the runs above say what provision and deploy would change; nothing was changed.".bold)
+            } else if noVerify {
+                // Nothing proved it: say what was done, and how to prove it.
+                Terminal.line("Provisioned and deployed: http://\(domain)/ (the proxy is \(proxy.address)); not verified: labctl verify\(inventoryArgument)".bold)
+            } else {
+                Terminal.line("The lab is up and verified: http://\(domain)/ (the proxy is \(proxy.address)).".green.bold)
+            }
+            if !runOptions.check {
+                Terminal.line("To open it in a browser on this computer, map the domain to the proxy: sudo labctl hosts\(inventoryArgument) --apply")
+            }
         }
     }
 }

@@ -91,6 +91,9 @@ enum VerifyInvocation {
                 }
             })
         }
+        if !report.failures.isEmpty, !json, let file = inventory.file?.path, let hint = await LabCommand.notRunningHint(inventoryPath: file) {
+            Terminal.line(hint.red)
+        }
         if let junit = options.junit {
             do {
                 try report.junitXML().write(toFile: junit, atomically: true, encoding: .utf8)

@@ -52,7 +52,7 @@ import Testing
         let result = try labctl(["ping", "-i", inventoryPath])
         #expect(result.status == 3)
         let web2 = try #require(result.stdout.split(separator: "\n").first { $0.hasPrefix("web2") })
-        #expect(web2.contains("FAILED"))
+        #expect(web2.contains("UNREACHABLE"))
         #expect(web2.contains("connection refused"))
         let web1 = try #require(result.stdout.split(separator: "\n").first { $0.hasPrefix("web1") })
         #expect(web1.contains(" ok "))
@@ -66,6 +66,10 @@ import Testing
         let accepted = try labctl(["ping", "-i", inventoryPath, "--host-key-checking", "accept-new"])
         #expect(accepted.status == 0, "\(accepted.stdout)")
         #expect(try String(contentsOfFile: folder.file("known_hosts"), encoding: .utf8).split(separator: "\n").count == 2)
+        // Which keys were recorded, so that the user can compare them with the hosts' own.
+        #expect(accepted.stdout.contains("its host key was recorded (ssh-ed25519 SHA256:"), "\(accepted.stdout)")
+        let again = try labctl(["ping", "-i", inventoryPath, "--host-key-checking", "accept-new"])
+        #expect(!again.stdout.contains("was recorded"), "\(again.stdout)")
     }
 
     @Test func execStreamsLinesWithHostNamesAndSummarises() throws {

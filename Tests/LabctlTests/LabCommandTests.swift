@@ -15,7 +15,7 @@ import Testing
         let path = folder.file("inventory.json")
         let json = """
             { "name": "\(name)", "defaults": { "key": "keys/lab_ed25519" },
-              "ssh": { "known_hosts": "keys/known_hosts" },
+              "ssh": { "known_hosts": "keys/known_hosts", "connect_timeout": 2 },
               "lab": { "subnet": "198.18.79.0/24", "bridge": "labc0" },
               "hosts": [\(hosts)] }
             """
@@ -61,6 +61,21 @@ import Testing
         let result = try labctl(["lab", "ssh", "web9", "--print", "-i", path])
         #expect(result.status == 4)
         #expect(result.stderr.contains("there is no lab host named web9; the hosts are proxy"))
+    }
+
+    /// A lab that is not running is named as such, with the command that starts it, instead of
+    /// leaving the user with the connection errors of addresses nothing answers on.
+    @Test func pingAndDeployOnALabThatIsNotRunningSayHowToStartIt() throws {
+        let path = try inventory(#"{ "name": "proxy", "address": "198.18.79.10", "roles": ["proxy"] }"#, name: "cli-never-up")
+        let hint = "the local lab 'cli-never-up' is not running (not started, or taken down with labctl lab down): start it with `sudo labctl lab up -i \(path)`"
+        let ping = try labctl(["ping", "-i", path])
+        #expect(ping.status == 3, "\(ping.stdout)")
+        #expect(ping.stdout.contains(hint), "\(ping.stdout)")
+        #expect(ping.stdout.contains("UNREACHABLE"), "\(ping.stdout)")
+        // A real-VM inventory (hosts outside lab.subnet) gets no such hint.
+        let vms = try inventory(#"{ "name": "proxy", "address": "127.0.0.1", "port": 1, "roles": ["proxy"] }"#, name: "vms")
+        let other = try labctl(["ping", "-i", vms])
+        #expect(other.status == 3 && !other.stdout.contains("local lab"), "\(other.stdout)")
     }
 
     @Test func inventoriesTheLabCannotHonourAreRefusedBeforeAnythingHappens() throws {

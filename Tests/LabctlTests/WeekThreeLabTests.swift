@@ -186,10 +186,15 @@ struct WeekThreeLabTests {
         // nginx stopped: the check through the domain fails and says why.
         try runLocal([labctlExecutablePath, "exec", "-i", inventory, "proxy", "--", "systemctl stop nginx"])
         let nginxDown = try labctlPlain(["verify", "-i", inventory, "--json"])
-        try runLocal([labctlExecutablePath, "exec", "-i", inventory, "proxy", "--", "systemctl start nginx"])
         #expect(nginxDown.status == 2)
         let domain = try #require(try checks(nginxDown.stdout).first { ($0["kind"] as? String) == "domain" })
         #expect(domain["status"] as? String == "fail")
+        // A deploy does not leave it stopped: it starts it, and says so.
+        let restart = try labctl(["deploy", "-i", inventory])
+        #expect(restart.status == 0, "\(restart.stdout)")
+        #expect(restart.stdout.contains("proxy: changed  nginx running"), "\(restart.stdout)")
+        let nginxActive = try runLocal([labctlExecutablePath, "exec", "-i", inventory, "proxy", "--", "systemctl is-active nginx"], check: false)
+        #expect(nginxActive.stdout.contains("proxy | active"), "\(nginxActive.stdout)")
 
         // Ctrl-C in the middle of the drill: the stopped app is started again before labctl ends.
         let log = folder.file("drill.log")
