@@ -28,10 +28,10 @@ public enum AdHoc {
     }
 
     /// Connects to every target in parallel and asks each who and what it is, in one command.
-    public static func ping(_ targets: [RunTarget], connector: @escaping HostConnector = PlaybookRunner.connectOverSSH)
+    public static func ping(_ targets: [RunTarget], forks: Int = 50, connector: @escaping HostConnector = PlaybookRunner.connectOverSSH)
         async -> [PingResult]
     {
-        await forEachHost(targets) { target in
+        await forEachHost(targets, forks: forks) { target in
             var ping = PingResult(host: target.name, address: target.ssh.endpoint.host)
             let started = ContinuousClock.now
             let session: any HostSession
@@ -68,11 +68,11 @@ public enum AdHoc {
 
     /// Runs `command` on every target in parallel; `onLine` sees each output line with its host.
     public static func exec(
-        _ targets: [RunTarget], command: String, become: Bool, timeout: Duration?,
+        _ targets: [RunTarget], command: String, become: Bool, timeout: Duration?, forks: Int = 50,
         connector: @escaping HostConnector = PlaybookRunner.connectOverSSH,
         onLine: @escaping @Sendable (String, OutputLine) -> Void
     ) async -> [ExecResult] {
-        await forEachHost(targets) { target in
+        await forEachHost(targets, forks: forks) { target in
             var outcome = ExecResult(host: target.name)
             do throws(SSHError) {
                 let session = try await connector(target)
@@ -218,15 +218,16 @@ public enum AdHoc {
         text.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "\n").last.map(String.init) ?? "no error output"
     }
 
-    /// Every host at once, results in the targets' order.
+    /// Up to `forks` hosts at once, results in the targets' order.
     static func forEachHost<Result: Sendable>(
-        _ targets: [RunTarget], _ body: @escaping @Sendable (RunTarget) async -> Result
+        _ targets: [RunTarget], forks: Int = 50, _ body: @escaping @Sendable (RunTarget) async -> Result
     ) async -> [Result] {
         await withTaskGroup(of: (Int, Result).self) { group in
+            var results: [(Int, Result)] = []
             for (index, target) in targets.enumerated() {
+                if index >= max(1, forks), let item = await group.next() { results.append(item) }
                 group.addTask { (index, await body(target)) }
             }
-            var results: [(Int, Result)] = []
             for await item in group { results.append(item) }
             return results.sorted { $0.0 < $1.0 }.map(\.1)
         }

@@ -51,6 +51,8 @@ public struct RunOptions: Sendable {
     public var limit: [String]?
     /// Only steps with one of these tags (empty: all).
     public var tags: [String]
+    /// Leave out steps with one of these tags.
+    public var skipTags: [String]
     /// Skip the steps before the one with this name.
     public var startAt: String?
     /// Hosts worked on at once.
@@ -64,7 +66,7 @@ public struct RunOptions: Sendable {
 
     public init(
         playbookDirectory: String, check: Bool = false, diff: Bool = false, limit: [String]? = nil, tags: [String] = [],
-        startAt: String? = nil, forks: Int = 50, backupDirectory: String = "/var/backups/labctl",
+        skipTags: [String] = [], startAt: String? = nil, forks: Int = 50, backupDirectory: String = "/var/backups/labctl",
         stateDirectory: String = "/var/lib/labctl", lockWait: Int? = nil
     ) {
         self.playbookDirectory = playbookDirectory
@@ -72,6 +74,7 @@ public struct RunOptions: Sendable {
         self.diff = diff
         self.limit = limit
         self.tags = tags
+        self.skipTags = skipTags
         self.startAt = startAt
         self.forks = forks
         self.backupDirectory = backupDirectory
@@ -159,6 +162,9 @@ public struct PlaybookRunner: Sendable {
         }
         if !options.tags.isEmpty {
             steps = steps.filter { !Set($0.tags).isDisjoint(with: options.tags) }
+        }
+        if !options.skipTags.isEmpty {
+            steps = steps.filter { Set($0.tags).isDisjoint(with: options.skipTags) }
         }
         return steps
     }

@@ -29,6 +29,9 @@ struct Exec: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Stop the command after this many seconds (enforced on the host).", valueName: "seconds"))
     var timeout: Int?
 
+    @Option(name: [.customShort("f"), .long], help: ArgumentHelp("Hosts worked on at once (1-1000).", valueName: "n"))
+    var forks = 50
+
     @Argument(help: "Where to run: all, a host name, a role, or a comma list of them.")
     var target: String
 
@@ -37,6 +40,7 @@ struct Exec: AsyncParsableCommand {
 
     func validate() throws {
         if command.isEmpty { throw ValidationError("Give the command after `--`, e.g. labctl exec all -- uptime") }
+        if !(1...1000).contains(forks) { throw ValidationError("--forks must be between 1 and 1000 hosts at once; got \(forks)") }
         if let timeout, !PlaybookLimits.timeoutSeconds.contains(timeout) {
             throw ValidationError("--timeout must be between 1 and 86400 seconds (one day); got \(timeout)")
         }
@@ -50,7 +54,7 @@ struct Exec: AsyncParsableCommand {
         // are the argv of one command, quoted so the remote shell sees them unchanged.
         let line = command.count == 1 ? command[0] : command.map(ShellQuoting.quote).joined(separator: " ")
         let results = await AdHoc.exec(
-            targets, command: line, become: become, timeout: timeout.map { .seconds($0) }
+            targets, command: line, become: become, timeout: timeout.map { .seconds($0) }, forks: forks
         ) { host, output in
             let name = host.padding(toLength: width, withPad: " ", startingAt: 0)
             let mark = output.stream == .stderr ? "!" : "|"

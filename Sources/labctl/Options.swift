@@ -6,11 +6,13 @@ import SSH
 
 /// Where the inventory is; shared by every verb that talks to hosts.
 struct InventoryOptions: ParsableArguments {
-    @Option(name: [.short, .long], help: ArgumentHelp("The inventory file.", valueName: "path"))
-    var inventory: String = InventoryLoader.defaultPath
+    @Option(name: [.short, .long], help: ArgumentHelp("The inventory file (default: $LABCTL_INVENTORY, else ./inventory.json).", valueName: "path"))
+    var inventory: String = ProcessInfo.processInfo.environment["LABCTL_INVENTORY"].flatMap { $0.isEmpty ? nil : $0 } ?? InventoryLoader.defaultPath
 
-    @Flag(name: [.short, .long], help: "Show more: each error's details and every output line.")
-    var verbose = false
+    @Flag(name: [.short, .customLong("verbose")], help: "Show more: each error's details and every output line; -vv (or --vv) also every line each command prints.")
+    var verbosity: Int
+
+    var verbose: Bool { verbosity > 0 }
 
     /// The inventory as the file says it, or exit 4 with every problem printed: for the local
     /// lab, whose hosts labctl itself makes and reaches, whatever the user's SSH config says.

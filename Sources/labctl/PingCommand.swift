@@ -25,10 +25,17 @@ struct Ping: AsyncParsableCommand {
     @Argument(help: "Hosts to ping: all (default), a host name, a role, or a comma list of them.")
     var target = "all"
 
+    @Option(name: [.customShort("f"), .long], help: ArgumentHelp("Hosts connected to at once (1-1000).", valueName: "n"))
+    var forks = 50
+
+    func validate() throws {
+        if !(1...1000).contains(forks) { throw ValidationError("--forks must be between 1 and 1000 hosts at once; got \(forks)") }
+    }
+
     func run() async throws {
         let inventory = try inventoryOptions.load()
         let targets = try Targets.select(target, in: inventory, secrets: connection.secrets(for: inventory))
-        let results = await AdHoc.ping(targets)
+        let results = await AdHoc.ping(targets, forks: forks)
         var rows = [["HOST", "ADDRESS", "RESULT", "TIME", "DETAILS"]]
         for ping in results {
             if let error = ping.error {

@@ -7,22 +7,25 @@ import Synchronization
 
 /// Options every playbook verb shares (run, provision, deploy, up).
 struct PlaybookRunOptions: ParsableArguments {
-    @Flag(help: "Report what would change and change nothing.")
+    @Flag(name: [.customShort("C"), .long], help: "Report what would change and change nothing.")
     var check = false
 
-    @Flag(help: "Show a unified diff of every file that changes (or would, with --check).")
+    @Flag(name: [.customShort("D"), .long], help: "Show a unified diff of every file that changes (or would, with --check).")
     var diff = false
 
-    @Option(help: ArgumentHelp("Only these hosts or roles (comma list).", valueName: "hosts"))
+    @Option(name: [.customShort("l"), .long], help: ArgumentHelp("Only these hosts or roles (comma list).", valueName: "hosts"))
     var limit: String?
 
-    @Option(help: ArgumentHelp("Only steps with one of these tags (comma list).", valueName: "tags"))
+    @Option(name: [.customShort("t"), .long], help: ArgumentHelp("Only steps with one of these tags (comma list).", valueName: "tags"))
     var tags: String?
+
+    @Option(help: ArgumentHelp("Leave out the steps with one of these tags (comma list).", valueName: "tags"))
+    var skipTags: String?
 
     @Option(help: ArgumentHelp("Skip the steps before the one with this name.", valueName: "step"))
     var startAt: String?
 
-    @Option(help: ArgumentHelp("Hosts worked on at once.", valueName: "n"))
+    @Option(name: [.customShort("f"), .long], help: ArgumentHelp("Hosts worked on at once.", valueName: "n"))
     var forks = 50
 
     @Option(help: ArgumentHelp("Write the whole run as JSON to this file (labctl up: FILE.provision.json and FILE.deploy.json).", valueName: "file"))
@@ -50,6 +53,9 @@ struct PlaybookRunOptions: ParsableArguments {
         if let tags, tags.split(separator: ",").allSatisfy({ $0.trimmingCharacters(in: .whitespaces).isEmpty }) {
             throw ValidationError("--tags is empty; give one or more tags (a comma list), or leave --tags out to run every step")
         }
+        if let skipTags, skipTags.split(separator: ",").allSatisfy({ $0.trimmingCharacters(in: .whitespaces).isEmpty }) {
+            throw ValidationError("--skip-tags is empty; give one or more tags (a comma list), or leave --skip-tags out")
+        }
         if let startAt, startAt.trimmingCharacters(in: .whitespaces).isEmpty {
             throw ValidationError("--start-at is empty; give the name of a step")
         }
@@ -68,13 +74,14 @@ struct PlaybookRunOptions: ParsableArguments {
                 throw LabctlExit.badInput.error
             }
         }
-        if let tags {
-            let wanted = tags.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        for (option, value) in [("--tags", tags), ("--skip-tags", skipTags)] {
+            guard let value else { continue }
+            let wanted = value.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
             let known = Set((playbook.steps + playbook.handlers).flatMap(\.tags))
             let unknown = wanted.filter { !known.contains($0) }
             if !unknown.isEmpty {
                 let list = known.isEmpty ? "it has no tags" : "its tags: \(known.sorted().joined(separator: ", "))"
-                Terminal.error("--tags \(unknown.joined(separator: ",")): no step of \(path) has \(unknown.count == 1 ? "this tag" : "these tags"); \(list)")
+                Terminal.error("\(option) \(unknown.joined(separator: ",")): no step of \(path) has \(unknown.count == 1 ? "this tag" : "these tags"); \(list)")
                 throw LabctlExit.badInput.error
             }
         }
@@ -92,6 +99,7 @@ struct PlaybookRunOptions: ParsableArguments {
             playbookDirectory: playbookDirectory, check: check, diff: diff,
             limit: limit.map { $0.split(separator: ",").map(String.init) },
             tags: tags.map { $0.split(separator: ",").map(String.init) } ?? [],
+            skipTags: skipTags.map { $0.split(separator: ",").map(String.init) } ?? [],
             startAt: startAt, forks: forks, stateDirectory: stateDir, lockWait: wait ? 3600 : nil)
     }
 }
@@ -99,8 +107,9 @@ struct PlaybookRunOptions: ParsableArguments {
 /// Parses, validates and runs one playbook with live progress and a recap; returns its report.
 enum PlaybookInvocation {
     static func run(
-        _ name: String, inventory: Inventory, options: PlaybookRunOptions, connection: ConnectionOptions, verbose: Bool
+        _ name: String, inventory: Inventory, options: PlaybookRunOptions, connection: ConnectionOptions, verbosity: Int
     ) async throws -> RunReport {
+        let verbose = verbosity > 0
         let directory = options.playbookDirectory(for: inventory)
         var path = name
         if !name.contains("/") {
@@ -141,7 +150,7 @@ enum PlaybookInvocation {
         }
         let title = URL(fileURLWithPath: path).lastPathComponent
         Terminal.line("PLAY \(title)\(options.check ? " (check mode: nothing will be changed)" : "")".bold)
-        let printer = ProgressPrinter(verbose: verbose, veryVerbose: options.veryVerbose, diff: options.diff)
+        let printer = ProgressPrinter(verbose: verbose, veryVerbose: options.veryVerbose || verbosity >= 2, diff: options.diff)
         let statusLine = Terminal.isInteractive ? StatusLine() : nil
         let report = await Interrupt.cancellingOnSIGINT {
             await runner.run(playbook) { event in
@@ -343,7 +352,7 @@ struct Run: AsyncParsableCommand {
     func run() async throws {
         let inventory = try inventoryOptions.load()
         let report = try await PlaybookInvocation.run(
-            playbook, inventory: inventory, options: runOptions, connection: connection, verbose: inventoryOptions.verbose)
+            playbook, inventory: inventory, options: runOptions, connection: connection, verbosity: inventoryOptions.verbosity)
         try LabctlExit(report.exitCode).exitIfFailed()
     }
 }
@@ -361,7 +370,7 @@ extension NamedPlaybookCommand {
         let inventory = try inventoryOptions.load()
         let report = try await PlaybookInvocation.run(
             Self.playbookName, inventory: inventory, options: runOptions, connection: connection,
-            verbose: inventoryOptions.verbose)
+            verbosity: inventoryOptions.verbosity)
         try LabctlExit(report.exitCode).exitIfFailed()
     }
 }
@@ -448,7 +457,7 @@ struct UpCommand: AsyncParsableCommand {
                 return "\(stem).\(playbook).json"
             }
             let report = try await PlaybookInvocation.run(
-                playbook, inventory: inventory, options: options, connection: connection, verbose: inventoryOptions.verbose)
+                playbook, inventory: inventory, options: options, connection: connection, verbosity: inventoryOptions.verbosity)
             try LabctlExit(report.exitCode).exitIfFailed()
             Terminal.line("")
         }

@@ -259,6 +259,11 @@ import Testing
         #expect(scratch.read("app1/log") == "a\nb\nc\n")
         #expect(scratch.read("app2/log") == "a\nc\nc\n")
 
+        // --skip-tags leaves out the tagged steps, untagged ones still run.
+        let skipping = await runner(["app2"], options: { $0.skipTags = ["setup"] }).run(book)
+        #expect(skipping.hosts[0].steps.map(\.name) == ["b", "c"])
+        #expect(scratch.read("app2/log") == "a\nc\nc\nc\n")
+
         let started = await runner(["app1"], options: { $0.startAt = "b" }).run(book)
         #expect(started.hosts[0].steps.map(\.name) == ["b", "c"])
         #expect(runner(["app1"], options: { $0.startAt = "bb"; $0.limit = ["app", "ap1"] }).validate(book).map(\.message) == [

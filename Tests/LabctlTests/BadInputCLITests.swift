@@ -110,6 +110,13 @@ import Testing
         Case(["run", "site", "--start-at", ""], 4, "--start-at is empty"),
         Case(["provision", "--limit", ""], 4, "--limit is empty"),
         Case(["deploy", "--tags", ""], 4, "--tags is empty"),
+        Case(["run", "site", "--skip-tags", "nomatch"], 4, "--skip-tags nomatch: no step of", "its tags: app, setup"),
+        Case(["run", "site", "--skip-tags", ""], 4, "--skip-tags is empty"),
+        Case(["run", "site", "-t", "nomatch", "-C", "-D"], 4, "--tags nomatch: no step of"),
+        Case(["run", "site", "-l", "db"], 4, "--limit: 'db' is not a host or role"),
+        Case(["run", "site", "-f", "0"], 4, "--forks must be between 1 and 1000"),
+        Case(["ping", "--forks", "0"], 4, "--forks must be between 1 and 1000"),
+        Case(["exec", "all", "-f", "2000", "--", "true"], 4, "--forks must be between 1 and 1000"),
         Case(["exec", "db", "--", "true"], 4, "'db' is not a host or role"),
         Case(["exec", "", "--", "true"], 4, "no target given"),
         Case(["ping", ","], 4, "no target given"),
@@ -177,6 +184,14 @@ import Testing
         for foreign in ["Error Domain", "NSCocoaErrorDomain", "couldn’t be", "Swift.", "(reasons:", "keyType:"] {
             #expect(!output.contains(foreign), "\(testCase.arguments): \(output)")
         }
+    }
+
+    /// LABCTL_INVENTORY names the inventory when -i is not given; -i still wins.
+    @Test func theInventoryCanComeFromTheEnvironment() throws {
+        let missing = try runLocal([labctlExecutablePath, "ping"], environment: ["LABCTL_INVENTORY": "/nonexistent/from-env.json"], check: false)
+        #expect(missing.status == 4 && (missing.stderr + missing.stdout).contains("/nonexistent/from-env.json"), "\(missing.stderr)")
+        let given = try runLocal([labctlExecutablePath, "ping", "-i", "/nonexistent/given.json"], environment: ["LABCTL_INVENTORY": "/nonexistent/from-env.json"], check: false)
+        #expect((given.stderr + given.stdout).contains("/nonexistent/given.json"), "\(given.stderr)")
     }
 
     @Test func aKnownTransformIsAccepted() throws {
