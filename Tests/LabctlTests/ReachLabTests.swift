@@ -12,7 +12,7 @@ struct ReachLabTests {
     let lab: LabHarness
 
     init() throws {
-        lab = try LabHarness(name: "reach", prefix: "198.18.77", bridge: "labreach0")
+        lab = try LabHarness(name: "reach", prefix: "198.18.33", bridge: "labreach0")
     }
 
     var proxy: String { "\(lab.prefix).10" }
