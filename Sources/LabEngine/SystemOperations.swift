@@ -309,7 +309,7 @@ public struct GitOperation: StepOperation {
             // A tag's own object is not a commit: prefer its peeled line (`^{}`) when there is one.
             let patterns = Shell.join([ref, ref + "^{}"])
             lines.append(
-                #"if out=$(timeout 60 git ls-remote -- "# + Shell.quote(repo) + " " + patterns + #" 2>&1); then echo "target=$(printf '%s\n' "$out" | awk '$2 ~ /\^\{\}$/ { p = $1 } f == "" { f = $1 } END { print (p != "" ? p : f) }')"; else echo "error.b64=$(printf '%s' "$out" | base64 | tr -d '\n')"; fi"#)
+                #"if out=$(timeout 60 git ls-remote -- "# + Shell.quote(repo) + " " + patterns + #" 2>&1); then echo "target=$(printf '%s\n' "$out" | awk '$2 ~ /\^\{\}$/ { p = $1 } f == "" { f = $1 } END { print (p != "" ? p : f) }')"; else echo "status=$?"; echo "error.b64=$(printf '%s' "$out" | base64 | tr -d '\n')"; fi"#)
         }
         return lines.joined(separator: "\n")
     }
@@ -317,7 +317,13 @@ public struct GitOperation: StepOperation {
     public func plan(_ facts: Facts) throws(StepFailure) -> StepPlan {
         if facts["git"] == "missing" { throw StepFailure("git is not installed on the host; add a package step for git before this one") }
         if let error = facts.text("error") {
-            throw StepFailure("cannot read \(repo) from the host: \(error.trimmingCharacters(in: .whitespacesAndNewlines))")
+            var why = error.trimmingCharacters(in: .whitespacesAndNewlines)
+            if why.isEmpty {
+                why = facts["status"] == "124"
+                    ? "git ls-remote had no answer within 60 s (is the server up, and reachable from the host?)"
+                    : "git ls-remote failed without a message (exit status \(facts["status"] ?? "unknown"))"
+            }
+            throw StepFailure("cannot read \(repo) from the host: \(why)")
         }
         guard let target = facts["target"], !target.isEmpty else {
             throw StepFailure("\(repo) has no branch or tag named \(ref)")

@@ -508,6 +508,13 @@ func newContent(_ plan: StepPlan) -> String { String(decoding: plan.stdin, as: U
         #expect(throws: StepFailure("cannot read https://example.org/app.git from the host: fatal: repository not found")) {
             try op.plan(Facts(["error.b64": error]))
         }
+        // git said nothing: killed by the 60 s timeout, or another silent failure, is named.
+        #expect(throws: StepFailure("cannot read https://example.org/app.git from the host: git ls-remote had no answer within 60 s (is the server up, and reachable from the host?)")) {
+            try op.plan(Facts(["error.b64": "", "status": "124"]))
+        }
+        #expect(throws: StepFailure("cannot read https://example.org/app.git from the host: git ls-remote failed without a message (exit status 128)")) {
+            try op.plan(Facts(["error.b64": "", "status": "128"]))
+        }
     }
 }
 

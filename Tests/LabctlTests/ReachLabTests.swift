@@ -127,7 +127,7 @@ struct ReachLabTests {
         let inventory = lab.folder.file("student.json")
         try """
             { "name": "\(lab.name)",
-              "ssh": { "known_hosts": "known_hosts", "connect_timeout": 3 },
+              "ssh": { "known_hosts": "known_hosts", "connect_timeout": 20 },
               "hosts": [ { "name": "app2", "address": "\(lab.prefix).12", "roles": ["app"], "user": "student", "key": "student_key" } ] }
             """.write(toFile: inventory, atomically: true, encoding: .utf8)
 
@@ -152,7 +152,8 @@ struct ReachLabTests {
         #expect(again.status == 0 && again.stdout.contains("logs in already; nothing changed"), "\(again.stdout)")
         #expect(try lab.inside("app2", "wc -l < /home/student/.ssh/authorized_keys").stdout.trimmingCharacters(in: .whitespaces) == "1\n")
 
-        // A wrong password is a login that failed: unreachable, saying so.
+        // A wrong password is a login that failed: unreachable, saying so (sshd answers a wrong
+        // password only after its failure delay, hence the longer connect_timeout here).
         try lab.inside("app2", "rm /home/student/.ssh/authorized_keys")
         let wrong = try lab.labctl(["keys", "install", "-i", inventory], environment: ["LABCTL_SSH_PASSWORD": "wrong"])
         #expect(wrong.status == 3, "\(wrong.stdout)")

@@ -102,10 +102,23 @@ struct RealPathLabTests {
             // git-daemon itself: `git daemon` would run it as a child that outlives a stop of `git`.
             ["/usr/lib/git-core/git-daemon", "--reuseaddr", "--export-all", "--base-path=\(git)", "--listen=\(Self.gateway)", "--port=9418", git],
             logPath: folder.file("git.log")))
-        try await Task.sleep(for: .seconds(1))
+        // Listening before anything asks them (a loaded machine may take more than a moment).
+        for port in [8080, 9418] {
+            var listening = false
+            for _ in 0..<300 where !listening {
+                listening = (try? runLocal(["bash", "-c", "exec 3<>/dev/tcp/\(Self.gateway)/\(port)"], check: false))?.status == 0
+                if !listening { try await Task.sleep(for: .milliseconds(100)) }
+            }
+            try #require(listening, "nothing listens on \(Self.gateway):\(port): \((try? String(contentsOfFile: folder.file(port == 8080 ? "http.log" : "git.log"), encoding: .utf8)) ?? "")")
+        }
+        // Ours, not a leftover of an earlier run that still holds the port.
+        for (pid, log) in zip(servers.suffix(2), ["http.log", "git.log"]) {
+            var status: Int32 = 0
+            try #require(waitpid(pid, &status, WNOHANG) == 0, "the test's server exited: \((try? String(contentsOfFile: folder.file(log), encoding: .utf8)) ?? "")")
+        }
 
         let first = try labctl(["up", "-i", inventory, "--json", folder.file("first.json")])
-        try #require(first.status == 0, "labctl up: \(first.stdout)\(first.stderr)")
+        try #require(first.status == 0, "labctl up: \(first.stdout)\(first.stderr); git-daemon said: \((try? String(contentsOfFile: folder.file("git.log"), encoding: .utf8)) ?? "")")
         // The first deploy starts the app once: the restart handler is its start, and the
         // service step then finds it running.
         let decoder = JSONDecoder()
@@ -181,7 +194,20 @@ struct RealPathLabTests {
             #expect(try !exec(inventory, "app1", "ls -a /opt/labctl").contains(sha20))
             #expect(try !exec(inventory, "app1", "ls -a /opt/labctl").contains(".node-new"))
             servers.insert(try startMirror(), at: 0)
-            try await Task.sleep(for: .seconds(1))
+            // Listening before anything asks them (a loaded machine may take more than a moment).
+        for port in [8080, 9418] {
+            var listening = false
+            for _ in 0..<300 where !listening {
+                listening = (try? runLocal(["bash", "-c", "exec 3<>/dev/tcp/\(Self.gateway)/\(port)"], check: false))?.status == 0
+                if !listening { try await Task.sleep(for: .milliseconds(100)) }
+            }
+            try #require(listening, "nothing listens on \(Self.gateway):\(port): \((try? String(contentsOfFile: folder.file(port == 8080 ? "http.log" : "git.log"), encoding: .utf8)) ?? "")")
+        }
+        // Ours, not a leftover of an earlier run that still holds the port.
+        for (pid, log) in zip(servers.suffix(2), ["http.log", "git.log"]) {
+            var status: Int32 = 0
+            try #require(waitpid(pid, &status, WNOHANG) == 0, "the test's server exited: \((try? String(contentsOfFile: folder.file(log), encoding: .utf8)) ?? "")")
+        }
             let back = try labctl(["up", "-i", inventory, "--no-verify"])
             #expect(back.status == 0, "\(back.stdout)\(back.stderr)")
             #expect(try exec(inventory, "app1", "readlink /proc/$(systemctl show -p MainPID --value wayshub)/exe")
