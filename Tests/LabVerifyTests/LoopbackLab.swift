@@ -154,7 +154,9 @@ final class LoopbackLab: @unchecked Sendable {
                     location / {
                         proxy_pass http://wayshub_app;
                         proxy_next_upstream error timeout http_502 http_503;
-                        proxy_connect_timeout 1s;
+                        # A stopped app refuses at once; a slow connect on a machine busy with
+                        # other suites must not count as a failure that takes a live app out.
+                        proxy_connect_timeout 5s;
                         proxy_set_header Host $host;
                         \(upstreamHeader ? "add_header X-Upstream $upstream_addr always;" : "")
                     }
