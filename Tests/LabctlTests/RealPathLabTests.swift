@@ -51,6 +51,21 @@ struct RealPathLabTests {
         }
         let folder = try TemporaryDirectory(prefix: "labctl-realpath")
         var servers: [pid_t] = []
+        /// Each server listening before anything asks it (a loaded machine may take more than a
+        /// moment), and still ours: not a leftover of an earlier run that holds the port.
+        func listening(_ wanted: [(pid: pid_t, port: Int, log: String)]) async throws {
+            for server in wanted {
+                let said = { (try? String(contentsOfFile: folder.file(server.log), encoding: .utf8)) ?? "" }
+                var up = false
+                for _ in 0..<300 where !up {
+                    up = (try? runLocal(["bash", "-c", "exec 3<>/dev/tcp/\(Self.gateway)/\(server.port)"], check: false))?.status == 0
+                    if !up { try await Task.sleep(for: .milliseconds(100)) }
+                }
+                try #require(up, "nothing listens on \(Self.gateway):\(server.port): \(said())")
+                var status: Int32 = 0
+                try #require(waitpid(server.pid, &status, WNOHANG) == 0, "the test's server on port \(server.port) exited: \(said())")
+            }
+        }
         let inventory = folder.file("inventory.json")
         defer {
             servers.forEach(stopBackground)
@@ -102,20 +117,7 @@ struct RealPathLabTests {
             // git-daemon itself: `git daemon` would run it as a child that outlives a stop of `git`.
             ["/usr/lib/git-core/git-daemon", "--reuseaddr", "--export-all", "--base-path=\(git)", "--listen=\(Self.gateway)", "--port=9418", git],
             logPath: folder.file("git.log")))
-        // Listening before anything asks them (a loaded machine may take more than a moment).
-        for port in [8080, 9418] {
-            var listening = false
-            for _ in 0..<300 where !listening {
-                listening = (try? runLocal(["bash", "-c", "exec 3<>/dev/tcp/\(Self.gateway)/\(port)"], check: false))?.status == 0
-                if !listening { try await Task.sleep(for: .milliseconds(100)) }
-            }
-            try #require(listening, "nothing listens on \(Self.gateway):\(port): \((try? String(contentsOfFile: folder.file(port == 8080 ? "http.log" : "git.log"), encoding: .utf8)) ?? "")")
-        }
-        // Ours, not a leftover of an earlier run that still holds the port.
-        for (pid, log) in zip(servers.suffix(2), ["http.log", "git.log"]) {
-            var status: Int32 = 0
-            try #require(waitpid(pid, &status, WNOHANG) == 0, "the test's server exited: \((try? String(contentsOfFile: folder.file(log), encoding: .utf8)) ?? "")")
-        }
+        try await listening([(servers[0], 8080, "http.log"), (servers[1], 9418, "git.log")])
 
         let first = try labctl(["up", "-i", inventory, "--json", folder.file("first.json")])
         try #require(first.status == 0, "labctl up: \(first.stdout)\(first.stderr); git-daemon said: \((try? String(contentsOfFile: folder.file("git.log"), encoding: .utf8)) ?? "")")
@@ -194,20 +196,7 @@ struct RealPathLabTests {
             #expect(try !exec(inventory, "app1", "ls -a /opt/labctl").contains(sha20))
             #expect(try !exec(inventory, "app1", "ls -a /opt/labctl").contains(".node-new"))
             servers.insert(try startMirror(), at: 0)
-            // Listening before anything asks them (a loaded machine may take more than a moment).
-        for port in [8080, 9418] {
-            var listening = false
-            for _ in 0..<300 where !listening {
-                listening = (try? runLocal(["bash", "-c", "exec 3<>/dev/tcp/\(Self.gateway)/\(port)"], check: false))?.status == 0
-                if !listening { try await Task.sleep(for: .milliseconds(100)) }
-            }
-            try #require(listening, "nothing listens on \(Self.gateway):\(port): \((try? String(contentsOfFile: folder.file(port == 8080 ? "http.log" : "git.log"), encoding: .utf8)) ?? "")")
-        }
-        // Ours, not a leftover of an earlier run that still holds the port.
-        for (pid, log) in zip(servers.suffix(2), ["http.log", "git.log"]) {
-            var status: Int32 = 0
-            try #require(waitpid(pid, &status, WNOHANG) == 0, "the test's server exited: \((try? String(contentsOfFile: folder.file(log), encoding: .utf8)) ?? "")")
-        }
+            try await listening([(servers[0], 8080, "http.log")])
             let back = try labctl(["up", "-i", inventory, "--no-verify"])
             #expect(back.status == 0, "\(back.stdout)\(back.stderr)")
             #expect(try exec(inventory, "app1", "readlink /proc/$(systemctl show -p MainPID --value wayshub)/exe")
