@@ -148,7 +148,76 @@ public struct CheckResult: Codable, Sendable, Hashable {
     }
 }
 
+/// What happened during the failover drill, second by second: the HTML report's chart.
+public struct DrillTimeline: Codable, Sendable, Hashable {
+    /// The width of a bucket in seconds.
+    public var bucketSeconds: Double
+    /// The app servers in inventory order: one series each.
+    public var servers: [String]
+    /// From the drill's start (second 0) to its end, one per `bucketSeconds`, none left out.
+    public var buckets: [TimelineBucket]
+    /// When each server was taken down, started again and back in rotation.
+    public var events: [DrillEvent]
+
+    public init(bucketSeconds: Double = 1, servers: [String], buckets: [TimelineBucket], events: [DrillEvent]) {
+        self.bucketSeconds = bucketSeconds
+        self.servers = servers
+        self.buckets = buckets
+        self.events = events
+    }
+}
+
+/// The requests through the proxy whose answers came in one bucket of the drill.
+public struct TimelineBucket: Codable, Sendable, Hashable {
+    /// Seconds since the drill began.
+    public var start: Double
+    /// Answers with the app's page, by the app server that gave them (inventory name); an
+    /// answer no server could be matched to counts under "unknown".
+    public var answered: [String: Int]
+    /// Requests that failed (no answer, not 200, not the app's page).
+    public var errors: Int
+    /// Latency of the successful answers, milliseconds; nil when none.
+    public var p50: Double?
+    public var p99: Double?
+
+    public init(start: Double, answered: [String: Int], errors: Int, p50: Double?, p99: Double?) {
+        self.start = start
+        self.answered = answered
+        self.errors = errors
+        self.p50 = p50
+        self.p99 = p99
+    }
+}
+
+/// A moment of the drill, for the chart's marks.
+public struct DrillEvent: Codable, Sendable, Hashable {
+    public enum Kind: String, Codable, Sendable, Hashable {
+        /// The server was taken down (its service stopped, or its port cut off).
+        case down
+        /// Its service was started again (or its port opened again).
+        case restored
+        /// It answered through the proxy again (or directly, where the method shows no more).
+        case back
+    }
+
+    /// Seconds since the drill began.
+    public var at: Double
+    public var server: String
+    public var kind: Kind
+    /// How, in words: "systemctl stop wayshub", "firewall: TCP :3000 from the proxy and this computer rejected".
+    public var how: String
+
+    public init(at: Double, server: String, kind: Kind, how: String) {
+        self.at = at
+        self.server = server
+        self.kind = kind
+        self.how = how
+    }
+}
+
 public struct VerifyReport: Codable, Sendable, Hashable {
+    /// The version of this JSON's layout; a change that breaks a reader raises it.
+    public var schemaVersion: Int = 1
     /// The inventory's name.
     public var lab: String
     public var domain: String?
@@ -159,8 +228,13 @@ public struct VerifyReport: Codable, Sendable, Hashable {
     public var checks: [CheckResult]
     /// True when the run was cut short (Ctrl-C): the checks not run are missing.
     public var interrupted: Bool
+    /// The failover drill's requests and events over time; nil when no drill ran.
+    public var timeline: DrillTimeline?
 
-    public init(lab: String, domain: String?, proxy: String?, startedAt: Date, seconds: Double, checks: [CheckResult], interrupted: Bool = false) {
+    public init(
+        lab: String, domain: String?, proxy: String?, startedAt: Date, seconds: Double, checks: [CheckResult],
+        interrupted: Bool = false, timeline: DrillTimeline? = nil
+    ) {
         self.lab = lab
         self.domain = domain
         self.proxy = proxy
@@ -168,6 +242,7 @@ public struct VerifyReport: Codable, Sendable, Hashable {
         self.seconds = seconds
         self.checks = checks
         self.interrupted = interrupted
+        self.timeline = timeline
     }
 
     public var failures: [CheckResult] { checks.filter { $0.status == .fail } }
