@@ -31,7 +31,7 @@ public struct RunningSteps: Sendable {
         }
     }
 
-    static let spinner = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"]
+    public static let spinner = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"]
 
     /// One line at most `width` characters wide: a spinner frame, then each busy host with its
     /// step and how long it has run, longest-running first. Nil until some step has run for

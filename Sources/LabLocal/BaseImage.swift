@@ -4,7 +4,7 @@ import Foundation
 /// sshd, and the packages the playbooks install waiting in its apt cache.
 struct BaseImage: Sendable {
     /// Bump when the recipe below changes, so existing caches are rebuilt.
-    static let recipeVersion = "bookworm-1"
+    static let recipeVersion = "bookworm-2"
 
     var cacheDirectory: String
     var directory: String { cacheDirectory + "/base-bookworm" }
@@ -84,7 +84,7 @@ rm -rf "$final".partial.* "$final".old.*
 
 step "debootstrap bookworm (minbase) from $LABCTL_MIRROR"
 debootstrap --variant=minbase \
-  --include=systemd,systemd-sysv,dbus,openssh-server,iproute2,netbase,curl,ca-certificates,procps,sudo,git,less \
+  --include=systemd,systemd-sysv,dbus,openssh-server,iproute2,netbase,curl,ca-certificates,procps,sudo,git,less,nftables \
   bookworm "$tmp" "$LABCTL_MIRROR" 2>&1 \
   | grep --line-buffered -E '^(E:|W:|I: (Retrieving Release|Resolving dependencies of required|Checking component|Installing core|Unpacking the base|Configuring the base|Base system installed))' || true
 test -x "$tmp/usr/bin/apt-get" || { echo "debootstrap failed (see above)" >&2; exit 1; }

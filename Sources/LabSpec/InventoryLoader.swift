@@ -3,6 +3,12 @@ import Foundation
 /// Reads `inventory.json` into an `Inventory`, reporting every problem at once.
 public enum InventoryLoader {
     public static let defaultPath = "inventory.json"
+
+    /// Whether `path` is the inventory labctl reads without `-i` (./inventory.json), so that
+    /// a hint can leave `-i` out.
+    public static func isDefaultPath(_ path: String) -> Bool {
+        URL(fileURLWithPath: path).standardizedFileURL.path == URL(fileURLWithPath: defaultPath).standardizedFileURL.path
+    }
     /// Larger files are refused before parsing: an inventory is a few kilobytes.
     public static let maximumSize = 16 * 1_048_576
 

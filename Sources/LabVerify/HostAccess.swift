@@ -35,6 +35,12 @@ public protocol ServiceController: Sendable {
     func stop(_ host: InventoryHost) async throws
     /// Returns once the service was started (it may need a moment before it answers).
     func start(_ host: InventoryHost) async throws
+    /// What `stop` did, in words, for the report ("stopped wayshub on app1 (systemctl stop)").
+    func stopDescription(_ host: InventoryHost) -> String
+    func startDescription(_ host: InventoryHost) -> String
+    /// What the user does to undo `stop` by hand when `start` failed, as a phrase with the
+    /// labctl command; nil: nothing to say.
+    func manualStart(_ host: InventoryHost, hints: LabctlHints) -> String?
 }
 
 /// A service that could not be stopped or started.
@@ -54,7 +60,7 @@ public struct ServiceControlError: Error, Sendable, CustomStringConvertible {
     public var description: String { "\(host): could not \(action) \(unit): \(detail)" }
 }
 
-/// `systemctl stop|start <unit>` through a `HostCommandRunner`.
+/// `systemctl stop|start <unit>` through a `HostCommandRunner` (`DrillStopMethod.service`).
 public struct SystemdServiceController: ServiceController {
     public let runner: any HostCommandRunner
     /// The deploy playbook names the app's unit after the app (`wayshub.service`).

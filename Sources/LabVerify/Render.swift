@@ -3,36 +3,50 @@ import Foundation
 extension VerifyReport {
     // MARK: - Table
 
-    /// A plain-text report for a terminal. `style` may decorate the status word (the CLI colours
-    /// it); it gets the status and the padded word, and returns what to print.
-    public func table(style: (CheckStatus, String) -> String = { $1 }) -> String {
+    /// A plain-text report for a terminal `width` columns wide. A check whose name and summary
+    /// fit on one line is one line (names aligned); a longer one has its summary under the name,
+    /// wrapped between words, as is the evidence under a failure. `style` may decorate the status
+    /// word (the CLI colours it); it gets the status and the padded word, and returns what to print.
+    public func table(width: Int = 80, style: (CheckStatus, String) -> String = { $1 }) -> String {
+        let width = max(40, width)
         var out: [String] = []
         var heading = "labctl verify: \(lab)"
         if let domain { heading += " (http://\(domain)/" + (proxy.map { " via \($0)" } ?? "") + ")" }
-        out.append(heading)
+        out.append(contentsOf: TextWrap.lines(heading, width: width))
         out.append("")
-        let nameWidth = min(64, checks.map(\.name.count).max() ?? 0)
+        let nameWidth = min(40, checks.map(\.name.count).max() ?? 0)
+        let summaryIndent = 8
+        let detailIndent = 10
         for check in checks {
             let word = style(check.status, Self.word(check.status).padding(toLength: 4, withPad: " ", startingAt: 0))
-            let name = check.name.count > nameWidth ? String(check.name.prefix(nameWidth - 1)) + "…" : check.name
-            out.append("  \(word)  \(name.padding(toLength: nameWidth, withPad: " ", startingAt: 0))  \(check.summary)")
+            if 2 + 4 + 2 + nameWidth + 2 + check.summary.count <= width, check.name.count <= nameWidth {
+                out.append("  \(word)  \(check.name.padding(toLength: nameWidth, withPad: " ", startingAt: 0))  \(check.summary)")
+            } else {
+                let name = TextWrap.lines(check.name, width: width - summaryIndent)
+                out.append("  \(word)  \(name[0])")
+                out.append(contentsOf: name.dropFirst().map { String(repeating: " ", count: summaryIndent) + $0 })
+                out.append(contentsOf: TextWrap.lines(check.summary, width: width, indent: summaryIndent))
+            }
             if let shares = check.distribution, !shares.isEmpty {
-                let width = shares.map(\.server.count).max() ?? 0
+                let serverWidth = shares.map(\.server.count).max() ?? 0
                 for share in shares {
-                    var line = "          \(share.server.padding(toLength: width, withPad: " ", startingAt: 0))  "
+                    var line = String(repeating: " ", count: detailIndent) + share.server.padding(toLength: serverWidth, withPad: " ", startingAt: 0) + "  "
                         + String(format: "%4d  %5.1f %%", share.count, share.share * 100)
                     if let expected = share.expectedShare { line += String(format: "  (expected %.0f %%)", expected * 100) }
                     if share.backup { line += "  backup" }
                     if share.stopped { line += "  stopped" }
-                    line += "  " + String(repeating: "#", count: Int((share.share * 30).rounded()))
+                    let room = max(0, min(30, width - line.count - 2))
+                    if room > 0 { line += "  " + String(repeating: "#", count: Int((share.share * Double(room)).rounded())) }
                     out.append(line)
                 }
             }
             if let latency = check.latency, check.kind == .load || check.kind == .balancing {
-                out.append("          " + Self.describe(latency))
+                out.append(contentsOf: TextWrap.lines(Self.describe(latency), width: width, indent: detailIndent))
             }
             if check.status == .fail {
-                out.append(contentsOf: Self.evidenceLines(check.evidence).map { "          " + $0 })
+                for line in Self.evidenceLines(check.evidence) {
+                    out.append(contentsOf: TextWrap.lines(line, width: width, indent: detailIndent, hanging: 2))
+                }
             }
         }
         out.append("")
@@ -41,7 +55,7 @@ extension VerifyReport {
         if count(.skipped) > 0 { tally += ", \(count(.skipped)) skipped" }
         tally += String(format: " (%.1f s)", seconds)
         if interrupted { tally += "; INTERRUPTED before the end" }
-        out.append(tally)
+        out.append(contentsOf: TextWrap.lines(tally, width: width))
         return out.joined(separator: "\n") + "\n"
     }
 
@@ -123,6 +137,31 @@ extension VerifyReport {
     }
 
     static func seconds(_ value: Double) -> String { String(format: "%.3f", value) }
+}
+
+/// Text broken into lines between words for a terminal. A word longer than a line stays whole
+/// (a URL or a path is worth more unbroken than cut), so such a line may be longer.
+public enum TextWrap {
+    /// `text` in lines of at most `width` columns, each starting with `indent` spaces; lines
+    /// after the first get `hanging` more.
+    public static func lines(_ text: String, width: Int, indent: Int = 0, hanging: Int = 0) -> [String] {
+        var lines: [String] = []
+        var current = ""
+        var prefix = String(repeating: " ", count: indent)
+        for word in text.split(separator: " ", omittingEmptySubsequences: true) {
+            if current.isEmpty {
+                current = prefix + word
+            } else if current.count + 1 + word.count <= width {
+                current += " " + word
+            } else {
+                lines.append(current)
+                prefix = String(repeating: " ", count: indent + hanging)
+                current = prefix + word
+            }
+        }
+        if !current.isEmpty || lines.isEmpty { lines.append(current.isEmpty ? prefix : current) }
+        return lines
+    }
 }
 
 enum XML {

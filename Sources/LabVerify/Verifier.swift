@@ -19,6 +19,10 @@ public struct VerifyOptions: Sendable, Hashable {
     public var rejoinTimeout: Duration
     /// The app's systemd unit; nil: the app's name (the deploy playbook names it so).
     public var serviceUnit: String?
+    /// How the drill takes an app server down.
+    public var stopBy: DrillStopMethod
+    /// How hints name labctl commands (the inventory the user gave).
+    public var hints: LabctlHints
     /// Text the app's page must contain (case-insensitive), e.g. "WaysHub"; nil: any HTML page.
     /// The page through the proxy is compared with the pages the app servers serve directly.
     public var expectedText: String?
@@ -28,7 +32,7 @@ public struct VerifyOptions: Sendable, Hashable {
         requestTimeout: Duration = .seconds(5), commandTimeout: Duration = .seconds(30),
         tolerance: Double = 0.5, rejoinTimeout: Duration = .seconds(30),
         serviceUnit: String? = nil, expectedText: String? = nil,
-        checks: Set<CheckKind>? = nil
+        checks: Set<CheckKind>? = nil, stopBy: DrillStopMethod = .auto, hints: LabctlHints = LabctlHints()
     ) {
         var chosen = checks ?? CheckKind.standard
         if failover { chosen.insert(.failover) }
@@ -42,6 +46,8 @@ public struct VerifyOptions: Sendable, Hashable {
         self.rejoinTimeout = rejoinTimeout
         self.serviceUnit = serviceUnit
         self.expectedText = expectedText
+        self.stopBy = stopBy
+        self.hints = hints
     }
 }
 
@@ -51,6 +57,8 @@ public enum VerifyEvent: Sendable {
     case finished(CheckResult)
     /// A step inside a long check (the drill): "stopping wayshub on app1".
     case note(String)
+    /// A wait of known length starts now ("waiting out fail_timeout"): a display counts it down.
+    case waiting(String, seconds: Double)
 }
 
 /// The checks of `labctl verify` (issue 6) against the lab an inventory describes.
@@ -65,8 +73,8 @@ public struct Verifier: Sendable {
 
     /// - `commandRunner`: runs the nginx checks' commands; nil: SSH with the inventory's settings
     ///   (made and closed by `run`). One given here is closed by its owner.
-    /// - `serviceController`: stops and starts app services for the drill; nil: systemd through
-    ///   the command runner, unit `options.serviceUnit ?? app.name`.
+    /// - `serviceController`: takes app servers down and up again for the drill, every one the
+    ///   same way; nil: as `options.stopBy` says, through the command runner.
     public init(
         inventory: Inventory, options: VerifyOptions = VerifyOptions(),
         commandRunner: (any HostCommandRunner)? = nil, serviceController: (any ServiceController)? = nil
@@ -87,11 +95,10 @@ public struct Verifier: Sendable {
         let ownRunner = commandRunner == nil ? SSHHostCommandRunner(inventory: inventory) : nil
         let runner: any HostCommandRunner = commandRunner ?? ownRunner!
         let unit = options.serviceUnit ?? inventory.app?.name ?? "wayshub"
-        let services = serviceController ?? SystemdServiceController(runner: runner, unit: unit, timeout: options.commandTimeout)
         let client = HTTPProber.makeClient(timeout: options.requestTimeout)
         let context = VerifyRun(
             inventory: inventory, options: options, prober: HTTPProber(client: client, timeout: options.requestTimeout),
-            runner: runner, services: services, unit: unit, progress: progress)
+            runner: runner, services: serviceController, unit: unit, progress: progress)
 
         await context.runAll()
 
@@ -100,7 +107,8 @@ public struct Verifier: Sendable {
         let proxy = inventory.proxyHosts.first.map { "\(HTTPProber.urlHost($0.address)):\(inventory.nginx.listenPort)" }
         return VerifyReport(
             lab: inventory.name, domain: inventory.domain, proxy: proxy, startedAt: startedAt,
-            seconds: (clock.now - start).seconds, checks: context.results, interrupted: context.interrupted)
+            seconds: (clock.now - start).seconds, checks: context.results, interrupted: context.interrupted,
+            timeline: context.timeline)
     }
 }
 
@@ -110,7 +118,9 @@ final class VerifyRun {
     let options: VerifyOptions
     let prober: HTTPProber
     let runner: any HostCommandRunner
-    let services: any ServiceController
+    /// How the drill takes every server down, when the caller chose one; nil: per host, as
+    /// `options.stopBy` says.
+    let services: (any ServiceController)?
     let unit: String
     let progress: @Sendable (VerifyEvent) -> Void
 
@@ -122,10 +132,12 @@ final class VerifyRun {
     /// The upstream nginx runs for the domain (from `nginx -T` on the first proxy), which the
     /// balancing check judges by.
     var liveUpstream: NginxUpstream?
+    /// The drill's requests and events over time, once a drill ran.
+    var timeline: DrillTimeline?
 
     init(
         inventory: Inventory, options: VerifyOptions, prober: HTTPProber, runner: any HostCommandRunner,
-        services: any ServiceController, unit: String, progress: @escaping @Sendable (VerifyEvent) -> Void
+        services: (any ServiceController)?, unit: String, progress: @escaping @Sendable (VerifyEvent) -> Void
     ) {
         self.inventory = inventory
         self.options = options
@@ -201,6 +213,11 @@ final class VerifyRun {
             return all.compactMap { $0 }
         }
         var servedBy: [String: String] = [:]
+        // Only for a server that does not answer: ask it why, so the hint is true of it.
+        var whyDown: [String: String] = [:]
+        for (host, probe) in zip(hosts, probes) where probe.error != nil {
+            whyDown[host.name] = await notAnsweringHint(host)
+        }
         for (host, probe) in zip(hosts, probes) {
             var evidence = Evidence(target: probe.target, httpStatus: probe.status, server: probe.servedBy, bodyExcerpt: probe.excerpt)
             let name = "\(host.name) answers on :\(port)"
@@ -208,7 +225,7 @@ final class VerifyRun {
             let summary: String
             if let error = probe.error {
                 passed = false
-                summary = "no answer from \(host.address):\(port): \(error); is the app's service running (systemctl status \(unit))?"
+                summary = "no answer from \(host.address):\(port): \(error); " + (whyDown[host.name] ?? "is the app running on \(host.name)?")
             } else if probe.status != 200 {
                 passed = false
                 summary = "answered \(probe.outcome) instead of 200"
@@ -232,6 +249,29 @@ final class VerifyRun {
         }
         identifier.learn(servedBy)
         recordVersions(of: Array(zip(hosts.map(\.name), probes.map(\.appVersion))))
+    }
+
+    /// Why an app server does not answer, as a hint with the labctl command to run: asked on the
+    /// host (is the app a systemd unit, does it run), never a systemd hint for an app that is
+    /// not a unit. The same question removes a firewall rule a killed drill left behind.
+    func notAnsweringHint(_ host: InventoryHost) async -> String {
+        let hints = options.hints
+        let log = hints.exec(host.name, ["journalctl", "-u", unit, "-n", "50", "--no-pager"])
+        guard let output = try? await runner.run(
+            DrillHostScript.command("inspect", port: appPort, unit: unit), on: host, privileged: true, timeout: options.commandTimeout),
+            output.succeeded
+        else { return "is the app running on \(host.name)?" }
+        let facts = DrillHostFacts.parse(output.stdout)
+        if facts.removedLeftoverCut {
+            return "a firewall rule left by an interrupted failover drill cut the port off, and labctl has removed it now: run \(hints.labctl(["verify"])) again"
+        }
+        if facts.unitRuns {
+            return "\(unit) is active on \(host.name) but nothing answers: see its log with \(log)"
+        }
+        if facts.unitExists {
+            return "\(unit) is \(facts.activeState ?? "not active") on \(host.name): start it with \(hints.exec(host.name, ["systemctl", "start", unit])) (its log: \(log))"
+        }
+        return "the app is not the systemd unit \(unit) on \(host.name): is it running there? (labctl deploy runs it as that unit)"
     }
 
     /// One version on every app server, outside a rollout: a mixed fleet (a rollout that
@@ -284,7 +324,7 @@ final class VerifyRun {
                 kind: .nginx, name: activeName, host: proxy.name, status: active.succeeded && state == "active" ? .pass : .fail,
                 summary: active.succeeded && state == "active"
                     ? "systemctl reports nginx active"
-                    : "systemctl reports nginx \(state.isEmpty ? "not active (status \(active.status))" : state); start it with systemctl start nginx and see journalctl -u nginx",
+                    : "systemctl reports nginx \(state.isEmpty ? "not active (status \(active.status))" : state); start it with \(options.hints.exec(proxy.name, ["systemctl", "start", "nginx"])) (its log: \(options.hints.exec(proxy.name, ["journalctl", "-u", "nginx", "-n", "50", "--no-pager"])))",
                 evidence: Evidence(target: "systemctl is-active nginx", details: Self.lines(active.stdout + active.stderr)),
                 seconds: (clock.now - start).seconds))
 
@@ -509,13 +549,19 @@ final class VerifyRun {
     }
 
     /// `count` requests through the proxy, one after another, each on a fresh connection.
-    func sendThroughProxy(_ count: Int, proxy: InventoryHost, domain: String) async -> ProxyBatch {
+    /// During the drill, `recorder` keeps each answer for the timeline.
+    func sendThroughProxy(_ count: Int, proxy: InventoryHost, domain: String, recorder: DrillRecorder? = nil) async -> ProxyBatch {
         var batch = ProxyBatch()
         let matcher = pageMatcher
         for index in 0..<count {
             if Task.isCancelled { break }
             let probe = await prober.get(address: proxy.address, port: proxyPort, hostHeader: domain)
+            let failures = batch.failures.count
             batch.add(probe, index: index, matcher: matcher, identifier: identifier)
+            if let recorder {
+                let failed = batch.failures.count > failures
+                recorder.request(server: failed ? nil : identifier.identify(probe), milliseconds: failed ? nil : probe.milliseconds)
+            }
         }
         return batch
     }

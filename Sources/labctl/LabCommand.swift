@@ -168,8 +168,7 @@ struct LabCommand: AsyncParsableCommand {
             let definition = try? labDefinition(from: inventory, nat: false),
             let status = try? await LocalLab(definition: definition).status(), !status.contains(where: \.running)
         else { return nil }
-        let standard = URL(fileURLWithPath: InventoryLoader.defaultPath).standardizedFileURL.path
-        let argument = URL(fileURLWithPath: inventoryPath).standardizedFileURL.path == standard ? "" : " -i " + shellWord(inventoryPath)
+        let argument = InventoryLoader.isDefaultPath(inventoryPath) ? "" : " -i " + shellWord(inventoryPath)
         return "the local lab '\(inventory.name)' is not running (not started, or taken down with labctl lab down): start it with `sudo labctl lab up\(argument)`"
     }
 

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import LabEngine
 import LabSpec
+import LabVerify
 import SSH
 
 /// Where the inventory is; shared by every verb that talks to hosts.
@@ -73,3 +74,4 @@ struct ConnectionOptions: ParsableArguments {
 }
 
 extension HostKeyPolicy: ExpressibleByArgument {}
+extension DrillStopMethod: ExpressibleByArgument {}

@@ -151,10 +151,11 @@ enum PlaybookInvocation {
         let title = URL(fileURLWithPath: path).lastPathComponent
         Terminal.line("PLAY \(title)\(options.check ? " (check mode: nothing will be changed)" : "")".bold)
         let printer = ProgressPrinter(verbose: verbose, veryVerbose: options.veryVerbose || verbosity >= 2, diff: options.diff)
-        let statusLine = Terminal.isInteractive ? StatusLine() : nil
+        let statusLine = Terminal.isInteractive
+            ? StatusLine(RunningSteps()) { steps, now, width, frame in steps.line(now: now, width: width, frame: frame) } : nil
         let report = await Interrupt.cancellingOnSIGINT {
             await runner.run(playbook) { event in
-                statusLine?.record(event)
+                statusLine?.update { $0.record(event, at: .now) }
                 printer.show(event)
             }
         }
@@ -177,7 +178,7 @@ enum PlaybookInvocation {
         let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
         if title == "deploy.yml", !outOfRotation.isEmpty, FileManager.default.fileExists(atPath: folder + "/rollback.yml") {
             var arguments = ""
-            if let file = inventory.file?.path, URL(fileURLWithPath: InventoryLoader.defaultPath).standardizedFileURL.path != file {
+            if let file = inventory.file?.path, !InventoryLoader.isDefaultPath(file) {
                 arguments += " -i " + LabCommand.shellWord(file)
             }
             if options.playbooks != nil { arguments += " --playbooks " + LabCommand.shellWord(folder) }
@@ -197,15 +198,20 @@ enum PlaybookInvocation {
     }
 }
 
-/// The status line under the progress on a terminal: which host is in which long step, with a
-/// spinner, redrawn ten times a second. Written here rather than taken from console-kit: its
-/// ActivityIndicator owns the console's last line for one title and cannot let other lines
-/// print above it while it spins, which hosts reporting results in parallel need.
-final class StatusLine: Sendable {
-    private let state = Mutex((steps: RunningSteps(), frame: 0))
+/// The status line under the progress on a terminal (which host is in which long step; which
+/// check verify runs and how long its wait has left), with a spinner, redrawn ten times a
+/// second from a model that says what the line is. Written here rather than taken from
+/// console-kit: its ActivityIndicator owns the console's last line for one title and cannot let
+/// other lines print above it while it spins, which hosts reporting results in parallel need.
+final class StatusLine<Model: Sendable>: Sendable {
+    private let state: Mutex<(model: Model, frame: Int)>
+    private let render: @Sendable (Model, ContinuousClock.Instant, Int, Int) -> String?
     private let ticker = Mutex<Task<Void, Never>?>(nil)
 
-    init() {
+    /// `render(model, now, width, frame)`: the line, or nil for none.
+    init(_ model: Model, render: @escaping @Sendable (Model, ContinuousClock.Instant, Int, Int) -> String?) {
+        state = Mutex((model, 0))
+        self.render = render
         let task = Task.detached { [weak self] in
             while !Task.isCancelled {
                 guard let self else { return }
@@ -216,16 +222,16 @@ final class StatusLine: Sendable {
         ticker.withLock { $0 = task }
     }
 
-    /// Takes the event in and, when it changed the line, redraws at once, so a finished step
-    /// leaves the line before its result is printed above it.
-    func record(_ event: RunEvent) {
-        if state.withLock({ $0.steps.record(event, at: .now) }) { redraw(advancing: false) }
+    /// Changes the model and, when that changed the line (`change` returns true), redraws at
+    /// once, so a finished step leaves the line before its result is printed above it.
+    func update(_ change: (inout Model) -> Bool) {
+        if state.withLock({ change(&$0.model) }) { redraw(advancing: false) }
     }
 
     private func redraw(advancing: Bool) {
         let line = state.withLock { state in
             if advancing { state.frame += 1 }
-            return state.steps.line(now: .now, width: Terminal.width, frame: state.frame)
+            return render(state.model, .now, Terminal.width, state.frame)
         }
         Terminal.status(line)
     }
@@ -470,7 +476,7 @@ struct UpCommand: AsyncParsableCommand {
         }
         if let domain = inventory.domain, let proxy = inventory.proxyHosts.first {
             var inventoryArgument = ""
-            if let file = inventory.file?.path, URL(fileURLWithPath: InventoryLoader.defaultPath).standardizedFileURL.path != file {
+            if let file = inventory.file?.path, !InventoryLoader.isDefaultPath(file) {
                 inventoryArgument = " -i " + LabCommand.shellWord(file)
             }
             if runOptions.check {

@@ -16,6 +16,14 @@ struct VerifyRunOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Write the report as JUnit XML to this file (for CI).", valueName: "file"))
     var junit: String?
 
+    @Option(help: ArgumentHelp(
+        "How the drill takes an app server down: auto (its systemd unit where the app runs as one, else a firewall rule), service, or firewall (cuts the app's port off on the app host, however the app runs).",
+        valueName: "how"))
+    var stopBy: DrillStopMethod = .auto
+
+    @Option(help: ArgumentHelp("The app's systemd unit for the drill (default: the app's name); implies --stop-by service.", valueName: "unit"))
+    var service: String?
+
     /// Fewer requests cannot show that every app server gets a share; more is a load test.
     static let requestRange = 10...10_000
     /// Requests per second during the drill: a steady trickle up to what one client sends.
@@ -29,7 +37,14 @@ struct VerifyRunOptions: ParsableArguments {
             throw ValidationError("--load must be a rate between 0.1 and 1000 requests per second; got \(load)")
         }
         try Self.check(junit: junit)
+        if let service {
+            if let problem = ValueForm.unitName.problem(service) { throw ValidationError("--service: \(problem)") }
+            if stopBy == .firewall { throw ValidationError("--service names a unit for the drill to stop; it does not go with --stop-by firewall") }
+        }
     }
+
+    /// --service alone means the drill stops that unit.
+    var drillStopMethod: DrillStopMethod { service != nil && stopBy == .auto ? .service : stopBy }
 
     static func check(junit: String?) throws {
         try OutputPath.validate(junit, option: "--junit")
@@ -65,25 +80,32 @@ enum VerifyInvocation {
             become: { secrets.become(for: $0) })
         let verifier = Verifier(
             inventory: inventory,
-            options: VerifyOptions(failover: failover, loadRate: options.load, requests: options.requests),
+            options: VerifyOptions(
+                failover: failover, loadRate: options.load, requests: options.requests, serviceUnit: options.service,
+                stopBy: options.drillStopMethod, hints: LabctlHints(inventoryFile: inventory.file?.path)),
             commandRunner: runner)
+        let statusLine = !json && Terminal.isInteractive
+            ? StatusLine(VerifyStatus()) { status, now, width, frame in status.line(now: now, width: width, frame: frame) } : nil
         // A second Ctrl-C must not end labctl while the drill puts a stopped app back.
         let report = await Interrupt.cancellingOnSIGINT(allowForcedExit: false) {
             await verifier.run { event in
                 guard !json else { return }
+                statusLine?.update { $0.record(event, at: .now) }
                 switch event {
                 case .started(_, let name): Terminal.line("… \(name)".dim)
                 case .note(let text): Terminal.line("  \(text)".dim)
+                case .waiting(let text, let seconds): Terminal.line("  \(text) (\(String(format: "%.1f", seconds)) s)".dim)
                 case .finished: break
                 }
             }
         }
+        await statusLine?.stop()
         await runner.close()
         if json {
             Terminal.line(String(decoding: try report.json(), as: UTF8.self))
         } else {
             Terminal.line("")
-            Terminal.line(report.table { status, word in
+            Terminal.line(report.table(width: Terminal.width) { status, word in
                 switch status {
                 case .pass: return word.green
                 case .fail: return word.red.bold
@@ -123,8 +145,12 @@ struct Verify: AsyncParsableCommand {
               3. the domain resolves as your computer would (reported, not required)
               4. http://<domain>/ through the proxy answers 200 with the app's page
               5. N requests through the proxy reach every app server (the share of each)
-              6. with --failover: each app server in turn is stopped, N requests must all
-                 succeed from the others, then it is started again (also on Ctrl-C)
+              6. with --failover: each app server in turn is taken down, N requests must all
+                 succeed from the others, then it is brought back (also on Ctrl-C). How it
+                 is taken down (--stop-by): its systemd unit is stopped where the app runs
+                 as one (labctl deploy's way; --service UNIT names another unit), else its
+                 port is cut off by a firewall rule on the app host (a lab built by hand:
+                 npm start, nohup, pm2), which the drill removes again
               7. with --load R: R requests per second during the drill; errors, p50/p95/p99
             HTTP goes to the proxy's address with the domain as Host, so it does not depend
             on your hosts file. Exits 2 if a check failed, 4 if the inventory has no
@@ -133,6 +159,7 @@ struct Verify: AsyncParsableCommand {
             Examples:
               labctl verify
               labctl verify --failover --load 50 --junit verify.xml
+              labctl verify --failover --stop-by firewall
             """)
 
     @OptionGroup var inventoryOptions: InventoryOptions

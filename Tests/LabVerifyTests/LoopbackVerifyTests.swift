@@ -213,6 +213,18 @@ struct LoopbackVerifyTests {
         #expect(latency.errors == 0)
         #expect(latency.requests > 10)
         #expect(latency.p50 != nil && latency.p99 != nil)
+        // The timeline: every second of the drill, each request counted once, and each server's
+        // down, restored and back in that order.
+        let timeline = try #require(report.timeline)
+        #expect(timeline.servers == ["app1", "app2"])
+        #expect(timeline.buckets.map(\.start) == timeline.buckets.indices.map(Double.init))
+        let answered = timeline.buckets.reduce(0) { $0 + $1.answered.values.reduce(0, +) + $1.errors }
+        #expect(answered == latency.requests + drills.reduce(0) { $0 + ($1.distribution?.reduce(0) { $0 + $1.count } ?? 0) })
+        #expect(timeline.events.map { "\($0.kind.rawValue) \($0.server)" } == [
+            "down app1", "restored app1", "back app1", "down app2", "restored app2", "back app2",
+        ])
+        #expect(timeline.events.map(\.at) == timeline.events.map(\.at).sorted())
+        #expect(timeline.buckets.allSatisfy { $0.errors == 0 && Set($0.answered.keys).isSubset(of: ["app1", "app2"]) })
         #expect(lab.isRunning("app1") && lab.isRunning("app2"))
         #expect(await getOnce("127.0.0.2", lab.appPort).succeeded)
         #expect(await getOnce("127.0.0.3", lab.appPort).succeeded)
@@ -243,8 +255,8 @@ struct LoopbackVerifyTests {
         let report = await verify(lab, VerifyOptions(failover: true, loadRate: 20, requests: 10, checks: []), services: services)
         #expect(services.log.isEmpty)
         #expect(report.checks.map(\.status) == [.skipped, .fail, .skipped], "\(report.table())")
-        #expect(report.checks[0].summary == "not stopped: app2 is already down")
-        #expect(report.checks[1].summary == "app2 does not answer on :\(lab.appPort), so the drill stopped no server")
+        #expect(report.checks[0].summary == "not taken down: app2 is already down")
+        #expect(report.checks[1].summary == "app2 does not answer on :\(lab.appPort), so the drill took no server down")
         #expect(report.checks[2].kind == .load)
         #expect(report.exitCode == 1)
     }

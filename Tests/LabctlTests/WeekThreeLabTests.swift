@@ -157,7 +157,7 @@ struct WeekThreeLabTests {
     func verifyProvesTheLabAndItsFailures(_ inventory: String) throws {
         let up = try labctl(["up", "-i", inventory, "--json", folder.file("up.json"), "--junit", folder.file("up.xml")])
         #expect(up.status == 0, "\(up.stdout)\(up.stderr)")
-        #expect(up.stdout.contains("failover: app1 stopped, the domain still answers"))
+        #expect(up.stdout.contains("failover: app1 down, the domain still answers"))
         let again = try labctl(["up", "-i", inventory, "--no-failover", "--json", folder.file("again.json")])
         #expect(again.status == 0, "\(again.stdout)\(again.stderr)")
         for playbook in ["provision", "deploy"] {
