@@ -7,7 +7,9 @@ struct BaseImage: Sendable {
     static let recipeVersion = "bookworm-2"
 
     var cacheDirectory: String
-    var directory: String { cacheDirectory + "/base-bookworm" }
+    /// One folder per recipe: hosts of a lab still running on an older recipe keep their lower
+    /// layer while a newer labctl builds its own beside it.
+    var directory: String { cacheDirectory + "/base-" + Self.recipeVersion }
     private var stampPath: String { directory + "/.labctl-base" }
 
     var isReady: Bool {
@@ -45,6 +47,24 @@ struct BaseImage: Sendable {
         }
         let seconds = (ContinuousClock.now - started).components.seconds
         progress(LabProgress(.detail, "base: built in \(seconds) s"))
+        removeOlderBases(progress: progress)
+    }
+
+    /// Bases of other recipes that no running host sits on: about 650 MB each, never used again.
+    /// One a host still uses stays (its overlay would lose its files); the next build takes it.
+    private func removeOlderBases(progress: @escaping @Sendable (LabProgress) -> Void) {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: cacheDirectory)) ?? []
+        let mounts = Machine.readKernelFile("/proc/self/mountinfo") ?? ""
+        for name in names where name.hasPrefix("base-") && !name.contains(".partial.") && !name.contains(".old.")
+            && cacheDirectory + "/" + name != directory
+        {
+            let path = cacheDirectory + "/" + name
+            // Only a finished base (its stamp written last): never a build under way.
+            guard FileManager.default.fileExists(atPath: path + "/.labctl-base"), !mounts.contains("lowerdir=\(path)") else { continue }
+            if (try? FileManager.default.removeItem(atPath: path)) != nil {
+                progress(LabProgress(.detail, "base: removed the base of an older labctl (\(name))"))
+            }
+        }
     }
 
     /// An overlay mount that has the base as its lower layer (a running host of any lab):
