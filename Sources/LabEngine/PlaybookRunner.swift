@@ -89,6 +89,9 @@ public struct RunOptions: Sendable {
 public enum RunEvent: Sendable {
     case connecting(host: String)
     case connected(host: String, seconds: Double)
+    /// `accept-new` recorded the host's key in known_hosts on this connection (type and
+    /// SHA256 fingerprint), so that the user can compare it with the host's own.
+    case hostKeyRecorded(host: String, key: String)
     case unreachable(host: String, message: String)
     /// A step is about to change something (it may take a while: a spinner fits here).
     case stepStarted(host: String, step: String, handler: Bool)
@@ -287,6 +290,7 @@ struct HostRun {
         }
         let connectSeconds = (ContinuousClock.now - start).seconds
         progress(.connected(host: host, seconds: connectSeconds))
+        if let key = session.recordedHostKey { progress(.hostKeyRecorded(host: host, key: key)) }
         var state = State(session: session)
         var status = HostStatus.ok
         var failure: String?

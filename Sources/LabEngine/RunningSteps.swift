@@ -26,7 +26,7 @@ public struct RunningSteps: Sendable {
             return running.removeValue(forKey: host) != nil
         case .hostFinished(let report):
             return running.removeValue(forKey: report.host) != nil
-        case .connecting, .connected, .output:
+        case .connecting, .connected, .hostKeyRecorded, .output:
             return false
         }
     }

@@ -257,6 +257,8 @@ struct ProgressPrinter: Sendable {
             break
         case .connected(let host, let seconds):
             if verbose { Terminal.line("\(host.cyan): connected in \(String(format: "%.0f ms", seconds * 1000))") }
+        case .hostKeyRecorded(let host, let key):
+            Terminal.line("\(host.cyan): its host key was recorded in known_hosts (\(key))".yellow)
         case .unreachable(let host, let message):
             Terminal.line("\(host.cyan): " + "UNREACHABLE".red.bold + " \(message)")
             if BecomeHint.applies(to: message) { Terminal.line("    \(BecomeHint.text)".red) }

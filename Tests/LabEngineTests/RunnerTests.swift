@@ -370,6 +370,7 @@ final class EventLog: @unchecked Sendable {
                 switch $0 {
                 case .connecting: return "connecting"
                 case .connected: return "connected"
+                case .hostKeyRecorded(_, let key): return "recorded \(key)"
                 case .unreachable: return "unreachable"
                 case .stepStarted(_, let step, _): return "started \(step)"
                 case .stepFinished(_, let result): return "finished \(result.name) \(result.status.rawValue)"

@@ -1,5 +1,6 @@
 import Foundation
 import LabEngine
+import SSH
 import TestSupport
 import Testing
 
@@ -28,9 +29,19 @@ struct HandBuiltLabTests {
         try buildByHand(lab)
         let pids = try appProcesses(lab)
 
-        // verify --failover on its own finds that the app is no unit and cuts its port off.
-        let drill = try lab.labctl(["verify", "-i", lab.inventory, "--failover", "--requests", "20"], seconds: 300)
+        // verify --failover on its own finds that the app is no unit and cuts its port off. On a
+        // terminal (a pty from `script`) the waits are counted down on the status line, which is
+        // gone before the table.
+        let command = [labctlExecutablePath, "verify", "-i", lab.inventory, "--failover", "--requests", "20"]
+        let drill = try runLocal(
+            ["timeout", "300", "script", "-qec", command.map(ShellQuoting.quote).joined(separator: " "), "/dev/null"],
+            environment: ["TERM": "xterm"], check: false)
         #expect(drill.status == 0, "\(drill.stdout)")
+        #expect(drill.stdout.contains("waiting out fail_timeout before the drill: "), "\(drill.stdout)")
+        #expect(drill.stdout.contains(" s left"), "\(drill.stdout)")
+        let table = try #require(drill.stdout.range(of: "labctl verify: handbuilt"))
+        let lastClear = try #require(drill.stdout.range(of: "\u{1B}[2K", options: .backwards))
+        #expect(lastClear.upperBound <= table.lowerBound)
         #expect(drill.stdout.contains("taking app1 down: cut :3000 off on app1 with a firewall rule"), "\(drill.stdout)")
         #expect(drill.stdout.contains("taking app2 down: cut :3000 off on app2"), "\(drill.stdout)")
         #expect(!drill.stdout.contains("systemctl"), "no systemd hint for an app that is no unit: \(drill.stdout)")
@@ -87,8 +98,8 @@ struct HandBuiltLabTests {
         }
         let config = """
             upstream wayshub {
-                server \(lab.prefix).11:3000 fail_timeout=3s;
-                server \(lab.prefix).12:3000 fail_timeout=3s;
+                server \(lab.prefix).11:3000 fail_timeout=5s;
+                server \(lab.prefix).12:3000 fail_timeout=5s;
             }
             server {
                 listen 80;
