@@ -77,13 +77,23 @@ public struct SystemdServiceController: ServiceController {
     public func start(_ host: InventoryHost) async throws { try await systemctl("start", host) }
 
     private func systemctl(_ action: String, _ host: InventoryHost) async throws {
-        let output = try await runner.run(
-            "systemctl \(action) -- \(ShellQuoting.quote(unit))", on: host, privileged: true, timeout: timeout)
+        try await runner.runAsRoot(
+            "systemctl \(action) -- \(ShellQuoting.quote(unit))", on: host, timeout: timeout,
+            failure: ServiceControlError(host: host.name, action: action, unit: unit, detail: "systemctl exited with status"))
+    }
+}
+
+extension HostCommandRunner {
+    /// Runs `command` as root and throws `failure` with the command's own words (or its exit
+    /// status) as the detail when it fails: the drill's stops and starts, which must not go on
+    /// as if they had worked.
+    func runAsRoot(_ command: String, on host: InventoryHost, timeout: Duration, failure: ServiceControlError) async throws {
+        let output = try await run(command, on: host, privileged: true, timeout: timeout)
         guard output.succeeded else {
             let why = (output.stderr + output.stdout).trimmingCharacters(in: .whitespacesAndNewlines)
-            throw ServiceControlError(
-                host: host.name, action: action, unit: unit,
-                detail: why.isEmpty ? "systemctl exited with status \(output.status)" : why)
+            var error = failure
+            error.detail = why.isEmpty ? "\(failure.detail) \(output.status)" : why
+            throw error
         }
     }
 }

@@ -168,14 +168,11 @@ public struct FirewallCutController: ServiceController {
     }
 
     private func run(_ action: String, _ host: InventoryHost) async throws {
-        let output = try await runner.run(
-            DrillHostScript.command(action, port: port, unit: "-"), on: host, privileged: true, timeout: timeout)
-        guard output.succeeded else {
-            let why = (output.stderr + output.stdout).trimmingCharacters(in: .whitespacesAndNewlines)
-            throw ServiceControlError(
+        try await runner.runAsRoot(
+            DrillHostScript.command(action, port: port, unit: "-"), on: host, timeout: timeout,
+            failure: ServiceControlError(
                 host: host.name, action: action == "cut" ? "cut off" : "open again", unit: ":\(port)",
-                detail: why.isEmpty ? "the firewall command exited with status \(output.status)" : why)
-        }
+                detail: "the firewall command exited with status"))
     }
 }
 

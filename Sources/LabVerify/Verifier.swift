@@ -263,7 +263,7 @@ final class VerifyRun {
         else { return "is the app running on \(host.name)?" }
         let facts = DrillHostFacts.parse(output.stdout)
         if facts.removedLeftoverCut {
-            return "a firewall rule left by an interrupted failover drill cut the port off, and labctl has removed it now: run \(hints.labctl(["verify"])) again"
+            return "a firewall rule left by an interrupted failover drill cut the port off, and labctl has removed it now: run \(hints.labctl(["verify"])) again once nginx's fail_timeout has passed"
         }
         if facts.unitRuns {
             return "\(unit) is active on \(host.name) but nothing answers: see its log with \(log)"
