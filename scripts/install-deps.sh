@@ -13,6 +13,7 @@ packages=(
   nginx-light nodejs              # verify tests: a real nginx and the stand-in app on loopback
   python3-venv                    # bench: ansible and pyinfra in a private virtualenv
   man-db                          # make install: the man page, checked with man -l
+  chromium                        # verify's HTML report: rendered headless, screenshot and DOM checked
 )
 
 missing=()

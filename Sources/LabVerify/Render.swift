@@ -50,13 +50,18 @@ extension VerifyReport {
             }
         }
         out.append("")
+        var last = tally + String(format: " (%.1f s)", seconds)
+        if interrupted { last += "; INTERRUPTED before the end" }
+        out.append(contentsOf: TextWrap.lines(last, width: width))
+        return out.joined(separator: "\n") + "\n"
+    }
+
+    /// "5 checks: 2 passed, 1 failed, ...": the table's last line and the HTML report's heading.
+    var tally: String {
         var tally = "\(checks.count) checks: \(count(.pass)) passed, \(count(.fail)) failed"
         if count(.info) > 0 { tally += ", \(count(.info)) for information" }
         if count(.skipped) > 0 { tally += ", \(count(.skipped)) skipped" }
-        tally += String(format: " (%.1f s)", seconds)
-        if interrupted { tally += "; INTERRUPTED before the end" }
-        out.append(contentsOf: TextWrap.lines(tally, width: width))
-        return out.joined(separator: "\n") + "\n"
+        return tally
     }
 
     static func word(_ status: CheckStatus) -> String {
@@ -167,7 +172,8 @@ public enum TextWrap {
 enum XML {
     /// Escaped for both text and attribute values. Characters XML 1.0 cannot hold at all (most
     /// C0 controls, which a body excerpt may carry) become U+FFFD: a CI parser would reject
-    /// the whole file for one of them.
+    /// the whole file for one of them. The HTML report uses it too: every entity here means the
+    /// same in HTML5, and the controls would show as nothing or as boxes there anyway.
     static func escape(_ text: String) -> String {
         var out = ""
         out.reserveCapacity(text.utf8.count)
