@@ -51,15 +51,16 @@ enum VerifyInvocation {
         }
     }
 
-    /// Runs the checks with live progress, prints the table (or JSON), writes JUnit if asked.
+    /// Runs the checks with live progress, prints the table, writes JUnit if asked (the caller
+    /// writes --json: verify its report, up the whole run's).
     static func run(
-        inventory: Inventory, failover: Bool, options: VerifyRunOptions, connection: ConnectionOptions, json: Bool
+        inventory: Inventory, failover: Bool, options: VerifyRunOptions, connection: ConnectionOptions, verbosity: Int
     ) async throws -> VerifyReport {
         if options.requests < 2 * inventory.appHosts.count {
             Terminal.error("--requests \(options.requests) is too few for \(inventory.appHosts.count) app servers; give at least \(2 * inventory.appHosts.count) so each can show its share")
             throw LabctlExit.badInput.error
         }
-        let secrets = connection.secrets(for: inventory)
+        let secrets = connection.secrets(for: inventory, verbosity: verbosity)
         let runner = SSHHostCommandRunner(
             inventory: inventory, options: { InventoryContext.sshOptions($0, inventory, secrets: secrets) },
             become: { secrets.become(for: $0) })
@@ -70,7 +71,6 @@ enum VerifyInvocation {
         // A second Ctrl-C must not end labctl while the drill puts a stopped app back.
         let report = await Interrupt.cancellingOnSIGINT(allowForcedExit: false) {
             await verifier.run { event in
-                guard !json else { return }
                 switch event {
                 case .started(_, let name): Terminal.line("… \(name)".dim)
                 case .note(let text): Terminal.line("  \(text)".dim)
@@ -79,19 +79,15 @@ enum VerifyInvocation {
             }
         }
         await runner.close()
-        if json {
-            Terminal.line(String(decoding: try report.json(), as: UTF8.self))
-        } else {
-            Terminal.line("")
-            Terminal.line(report.table { status, word in
-                switch status {
-                case .pass: return word.green
-                case .fail: return word.red.bold
-                case .info, .skipped: return word.yellow
-                }
-            })
-        }
-        if !report.failures.isEmpty, !json, let file = inventory.file?.path, let hint = await LabCommand.notRunningHint(inventoryPath: file) {
+        Terminal.line("")
+        Terminal.line(report.table { status, word in
+            switch status {
+            case .pass: return word.green
+            case .fail: return word.red.bold
+            case .info, .skipped: return word.yellow
+            }
+        })
+        if !report.failures.isEmpty, let file = inventory.file?.path, let hint = await LabCommand.notRunningHint(inventoryPath: file) {
             Terminal.line(hint.red)
         }
         if let junit = options.junit {
@@ -133,6 +129,7 @@ struct Verify: AsyncParsableCommand {
             Examples:
               labctl verify
               labctl verify --failover --load 50 --junit verify.xml
+              labctl verify --json -      the report as JSON on stdout (the table on stderr)
             """)
 
     @OptionGroup var inventoryOptions: InventoryOptions
@@ -142,14 +139,16 @@ struct Verify: AsyncParsableCommand {
     @Flag(help: "Drill a failover: stop each app server in turn and check that the site stays up.")
     var failover = false
 
-    @Flag(help: "Print the report as JSON instead of a table.")
-    var json = false
+    /// --json: the VerifyReport.
+    @OptionGroup var output: JSONOutputOptions
 
     func run() async throws {
         let inventory = try inventoryOptions.load()
         try VerifyInvocation.checkInventory(inventory, inventoryPath: inventoryOptions.inventory)
         let report = try await VerifyInvocation.run(
-            inventory: inventory, failover: failover, options: verifyOptions, connection: connection, json: json)
+            inventory: inventory, failover: failover, options: verifyOptions, connection: connection,
+            verbosity: inventoryOptions.verbosity)
+        output.write(report)
         try VerifyInvocation.exitCode(report).exitIfFailed()
     }
 }
