@@ -11,6 +11,8 @@ public struct ConnectionSecrets: Sendable {
     public var becomePassword: String?
     public var knownHostsPath: String?
     public var hostKeyPolicy: HostKeyPolicy?
+    /// -vvv: where each host's connection line and command lines go (`SSHOptions.trace`).
+    public var trace: (@Sendable (String) -> Void)?
 
     public init(
         keyPassphrase: String? = nil, loginPassword: String? = nil, becomePassword: String? = nil,

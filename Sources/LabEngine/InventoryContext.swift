@@ -93,8 +93,44 @@ public enum InventoryContext {
             knownHostsPath: secrets.knownHostsPath ?? host.fromSSHConfig.knownHostsPath ?? inventory.ssh.knownHostsPath,
             hostKeyPolicy: policy,
             connectTimeout: host.fromSSHConfig.connectTimeout ?? inventory.ssh.connectTimeout)
-        if withJumps { options.jumps = jumps(of: host, options, inventory, secrets: secrets, visiting: [host.name]) }
+        if withJumps {
+            options.jumps = jumps(of: host, options, inventory, secrets: secrets, visiting: [host.name])
+            if let emit = secrets.trace {
+                options.trace = SSHTrace(label: host.name, connecting: connectionLine(host, options, inventory, secrets: secrets), emit: emit)
+            }
+        }
         return options
+    }
+
+    /// How labctl connects to the host, in one line for -vvv: what a user debugging a
+    /// connection compares with `ssh -v`. Names files and the way to log in, never a secret.
+    public static func connectionLine(_ host: InventoryHost, _ options: SSHOptions, _ inventory: Inventory, secrets: ConnectionSecrets) -> String {
+        let endpoint = options.endpoint
+        let logins = options.credentials.map { credential -> String in
+            switch credential {
+            case .keyFile(let path, let passphrase): return "key \(path)" + (passphrase == nil ? "" : " (with its passphrase)")
+            case .agent(let socket): return "ssh-agent" + (socket.map { " at \($0)" } ?? " ($SSH_AUTH_SOCK)")
+            case .password: return "a password"
+            }
+        }
+        let login: String = logins.isEmpty ? "no key, agent or password" : logins.joined(separator: ", then ")
+        let knownHosts: String = "known_hosts " + options.knownHostsPath + (secrets.knownHostsPath != nil ? " (--known-hosts)" : "")
+        let policy: String = "host key policy " + options.hostKeyPolicy.rawValue + (secrets.hostKeyPolicy != nil ? " (--host-key-checking)" : "")
+        let jumpList: [String] = options.jumps.map(\.endpoint.description)
+        let jumps: String = "jump hosts: " + (jumpList.isEmpty ? "none" : jumpList.joined(separator: " -> "))
+        var parts: [String] = ["connecting to \(endpoint.host) port \(endpoint.port) as \(endpoint.user)"]
+        parts.append("login: " + login)
+        parts.append(knownHosts)
+        parts.append(policy)
+        parts.append("connect timeout \(options.connectTimeout.components.seconds) s")
+        parts.append(jumps)
+        if let config = inventory.ssh.configPath {
+            let supplied = host.fromSSHConfig.supplied
+            parts.append("SSH config \(config): " + (supplied.isEmpty ? "supplied nothing" : "supplied " + supplied.joined(separator: ", ")))
+        } else {
+            parts.append("SSH config: not read")
+        }
+        return parts.joined(separator: "; ")
     }
 
     /// The jump hosts in the order they are contacted. A hop that is an inventory host is reached

@@ -1,4 +1,5 @@
 import Foundation
+import LabSpec
 
 public enum StepStatus: String, Sendable, Codable, Hashable {
     case ok, changed, failed, skipped
@@ -128,6 +129,8 @@ public struct RollingTurn: Sendable, Codable, Hashable {
 
 /// A whole run as data (`--json`).
 public struct RunReport: Sendable, Codable, Hashable {
+    /// The version of this JSON's layout (`ReportJSON.schemaVersion`); a change that breaks a reader raises it.
+    public var schemaVersion: Int = ReportJSON.schemaVersion
     public var playbook: String
     public var check: Bool
     public var startedAt: Date
@@ -155,10 +158,7 @@ public struct RunReport: Sendable, Codable, Hashable {
     public var changedCount: Int { hosts.reduce(0) { $0 + $1.count(.changed) } }
 
     public func json() throws -> Data {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        encoder.dateEncodingStrategy = .iso8601
-        return try encoder.encode(self)
+        try ReportJSON.encode(self)
     }
 }
 

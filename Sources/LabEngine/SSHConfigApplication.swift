@@ -54,39 +54,48 @@ public enum SSHConfigApplication {
                 host: host.name,
                 message: "\(path) gives \(host.address) a ProxyCommand, which labctl does not run; use ProxyJump there, or \"jump\" in the inventory")
         }
-        if let name = found.hostName { host.address = name }
-        if !host.given.contains(.user), let user = found.user { host.user = user }
-        if !host.given.contains(.port), let port = found.port { host.port = port }
+        var supplied: [String] = []
+        if let name = found.hostName, name != host.address { host.address = name; supplied.append("address") }
+        if !host.given.contains(.user), let user = found.user { host.user = user; supplied.append("user") }
+        if !host.given.contains(.port), let port = found.port { host.port = port; supplied.append("port") }
         if !host.given.contains(.key) {
             let files = found.identityFiles.filter { $0 != "none" }
             // ssh offers each key that exists, in order; labctl logs in with one key file, the first.
             if let key = files.first(where: { FileManager.default.fileExists(atPath: $0) }) ?? files.first {
                 host.keyPath = key
+                supplied.append("key")
             }
             switch found.identityAgent {
             case nil, "SSH_AUTH_SOCK"?:
                 break
             case "none"?:
                 host.agent = false
+                supplied.append("agent")
             case let socket?:
                 host.agent = true
                 host.fromSSHConfig.agentSocket = socket
+                supplied.append("agent")
             }
             if found.identitiesOnly == true, host.keyPath != nil { host.agent = false }
         }
         if !inventory.ssh.given.contains(.knownHosts), let file = found.userKnownHostsFiles.first, file != "none" {
             host.fromSSHConfig.knownHostsPath = file
+            supplied.append("known_hosts")
         }
         if !inventory.ssh.given.contains(.hostKeyChecking), let mode = found.strictHostKeyChecking {
             // labctl never accepts a changed key: "no" records unknown keys, as accept-new does.
             host.fromSSHConfig.hostKeyChecking = ["accept-new", "no"].contains(mode) ? .acceptNew : .strict
+            supplied.append("host key policy")
         }
         if !inventory.ssh.given.contains(.connectTimeout), let seconds = found.connectTimeout, seconds > 0 {
             host.fromSSHConfig.connectTimeout = .seconds(seconds)
+            supplied.append("connect timeout")
         }
         if host.jump == nil, let proxyJump = found.proxyJump {
             host.jump = try jumps(proxyJump, of: host, path: path, home: home, localUser: localUser)
+            supplied.append("jump hosts")
         }
+        host.fromSSHConfig.supplied = supplied
         return host
     }
 

@@ -381,18 +381,6 @@ public struct LocalLab: Sendable {
             memoryBytes: running ? Machine.memoryInUse(cgroup: host.cgroup) : nil, uptime: uptime)
     }
 
-    /// The last lines of a host's console log without the known harmless noise, for errors
-    /// and `labctl lab status --log`.
-    public func consoleLog(host: String, lastLines: Int = 30) throws(LabError) -> String {
-        guard let entry = definition.hosts.first(where: { $0.name == host }) else {
-            throw .unknownHost(host, known: definition.hosts.map(\.name))
-        }
-        let state = HostState(
-            lab: definition.name, host: entry.name, address: entry.address, user: entry.user,
-            stateDirectory: definition.stateDirectory)
-        return LocalLab.readableLog(state.consoleLog, lastLines: lastLines)
-    }
-
     // MARK: ssh
 
     /// The OpenSSH command line that logs in to `host` with the lab's key and known_hosts.
@@ -420,7 +408,7 @@ public struct LocalLab: Sendable {
 
     /// A PID read from a file may have been reused by an unrelated process since: only a
     /// process whose command line names this host's machine is treated as the host's.
-    private func isNspawn(_ pid: Int32, of host: HostState) -> Bool {
+    func isNspawn(_ pid: Int32, of host: HostState) -> Bool {
         guard Machine.isAlive(pid), let command = Machine.commandLine(of: pid) else { return false }
         return command.first?.hasSuffix("systemd-nspawn") == true && command.contains("--machine=\(host.machine)")
     }

@@ -99,6 +99,15 @@ public struct Inventory: Sendable, Hashable {
 
     // MARK: - Local lab
 
+    /// The hosts that lie outside `lab.subnet`. An inventory of the local lab (`labctl lab`) has
+    /// hosts and none outside it: the one rule for telling a lab inventory from one of real
+    /// machines, whose hosts `labctl lab` must not make into containers.
+    public var hostsOutsideLabSubnet: [InventoryHost] {
+        hosts.filter { !lab.subnet.contains($0.address) }
+    }
+
+    public var isLocalLab: Bool { !hosts.isEmpty && hostsOutsideLabSubnet.isEmpty }
+
     public struct LabSettings: Sendable, Hashable {
         /// The lab hosts' network; the bridge takes its first address (`subnet.gatewayAddress`).
         public var subnet: IPv4Subnet
@@ -296,6 +305,9 @@ public struct InventoryHost: Sendable, Hashable, Identifiable {
         public var connectTimeout: Duration?
         /// The ssh-agent socket (IdentityAgent) when not `SSH_AUTH_SOCK`.
         public var agentSocket: String?
+        /// What the SSH config filled in for this host ("address", "user", "key"...), in words,
+        /// for `-vvv`.
+        public var supplied: [String] = []
         public init() {}
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import LabSpec
 
 extension VerifyReport {
     // MARK: - Table
@@ -96,16 +97,11 @@ extension VerifyReport {
 
     /// The report as JSON (keys sorted, dates in ISO 8601), for CI and scripts.
     public func json() throws -> Data {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        encoder.dateEncodingStrategy = .iso8601
-        return try encoder.encode(self)
+        try ReportJSON.encode(self)
     }
 
     public static func decode(json data: Data) throws -> VerifyReport {
-        let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .iso8601
-        return try decoder.decode(VerifyReport.self, from: data)
+        try ReportJSON.decoder().decode(VerifyReport.self, from: data)
     }
 
     // MARK: - JUnit XML

@@ -1,4 +1,5 @@
 import Foundation
+import LabSpec
 
 /// The checks of `labctl verify`, in the order they run.
 public enum CheckKind: String, Codable, Sendable, CaseIterable, Hashable {
@@ -217,7 +218,7 @@ public struct DrillEvent: Codable, Sendable, Hashable {
 
 public struct VerifyReport: Codable, Sendable, Hashable {
     /// The version of this JSON's layout; a change that breaks a reader raises it.
-    public var schemaVersion: Int = 1
+    public var schemaVersion: Int = ReportJSON.schemaVersion
     /// The inventory's name.
     public var lab: String
     public var domain: String?

@@ -30,6 +30,7 @@ extension Session {
             password = Array((secret + "\n").utf8)
         }
         let commandLine = ShellQuoting.wrap(command, exchange: exchange)
+        if let trace = options.trace { trace.emit("\(trace.label): $ \(commandLine)") }
 
         guard let channel = try retryPointer(operation, deadline: deadline, { labctl_channel_open_session(raw) }) else {
             throw libssh2Error(operation, libssh2_session_last_errno(raw))

@@ -46,6 +46,7 @@ final class Session: @unchecked Sendable {
     /// host's session, which only its tunnel's thread may touch).
     func open(keepaliveTimer: Bool = true) throws(SSHError) {
         _ = LibSSH2.initialised
+        if let trace = options.trace { trace.emit("\(trace.label): \(trace.connecting)") }
         // Read before connecting: an unreadable file fails at once, without the network, and the
         // keys it lists decide which host key to ask for.
         let knownHosts: KnownHostsFile

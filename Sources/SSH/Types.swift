@@ -46,6 +46,9 @@ public struct SSHOptions: Sendable {
     /// the one before; the last carries the connection to `endpoint`. Each is checked against
     /// its own known_hosts and authenticated with its own credentials.
     public var jumps: [SSHOptions] = []
+    /// Debugging a connection (labctl -vvv): told how the connection is made before it is, and
+    /// each command line as it is sent. Nil: nothing is told.
+    public var trace: SSHTrace?
 
     public init(
         endpoint: SSHEndpoint,
@@ -68,6 +71,23 @@ public struct SSHOptions: Sendable {
     public static var defaultKnownHostsPath: String {
         let home = ProcessInfo.processInfo.environment["HOME"] ?? NSHomeDirectory()
         return home + "/.ssh/known_hosts"
+    }
+}
+
+/// What a session tells while it works, for a user debugging a connection. Command lines carry
+/// no secret: a sudo password travels only as the answer to sudo's prompt, and passwords and
+/// passphrases never appear in a command.
+public struct SSHTrace: Sendable {
+    /// Who is speaking (the inventory's host name).
+    public var label: String
+    /// Said before every connection attempt: address, port, user, key files, known_hosts...
+    public var connecting: String
+    public var emit: @Sendable (String) -> Void
+
+    public init(label: String, connecting: String, emit: @escaping @Sendable (String) -> Void) {
+        self.label = label
+        self.connecting = connecting
+        self.emit = emit
     }
 }
 

@@ -18,6 +18,7 @@ struct Exec: AsyncParsableCommand {
               labctl exec all -- uptime
               labctl exec app -- systemctl status wayshub --no-pager
               labctl exec proxy --become -- nginx -t
+              labctl exec all --json - -- uptime   each host's status and output as JSON on stdout
             """)
 
     @OptionGroup var inventoryOptions: InventoryOptions
@@ -31,6 +32,9 @@ struct Exec: AsyncParsableCommand {
 
     @Option(name: [.customShort("f"), .long], help: ArgumentHelp("Hosts worked on at once (1-1000).", valueName: "n"))
     var forks = 50
+
+    /// --json: an ExecReport.
+    @OptionGroup var output: JSONOutputOptions
 
     @Argument(help: "Where to run: all, a host name, a role, or a comma list of them.")
     var target: String
@@ -48,18 +52,19 @@ struct Exec: AsyncParsableCommand {
 
     func run() async throws {
         let inventory = try inventoryOptions.load()
-        let targets = try Targets.select(target, in: inventory, secrets: connection.secrets(for: inventory))
+        let targets = try Targets.select(target, in: inventory, secrets: connection.secrets(for: inventory, verbosity: inventoryOptions.verbosity))
         let width = targets.map(\.name.count).max() ?? 0
         // One word is taken as a shell command line as it is (`exec all -- 'a | b'`); several words
         // are the argv of one command, quoted so the remote shell sees them unchanged.
         let line = command.count == 1 ? command[0] : command.map(ShellQuoting.quote).joined(separator: " ")
         let results = await AdHoc.exec(
             targets, command: line, become: become, timeout: timeout.map { .seconds($0) }, forks: forks
-        ) { host, output in
+        ) { host, printed in
             let name = host.padding(toLength: width, withPad: " ", startingAt: 0)
-            let mark = output.stream == .stderr ? "!" : "|"
-            Terminal.line("\(name.cyan) \(mark) \(output.text)")
+            let mark = printed.stream == .stderr ? "!" : "|"
+            Terminal.line("\(name.cyan) \(mark) \(printed.text)")
         }
+        output.write(ExecReport(command: line, become: become, results: results))
         var rows = [["HOST", "RESULT"]]
         for outcome in results {
             if let error = outcome.error {

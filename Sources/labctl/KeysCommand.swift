@@ -35,7 +35,7 @@ struct Keys: AsyncParsableCommand {
 
         func run() async throws {
             let inventory = try inventoryOptions.load()
-            let secrets = connection.secrets(for: inventory)
+            let secrets = connection.secrets(for: inventory, verbosity: inventoryOptions.verbosity)
             let targets = try Targets.select(target, in: inventory, secrets: secrets)
             let hosts = Dictionary(inventory.hosts.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
             // One key per distinct key file; hosts that log in with the agent only have none.

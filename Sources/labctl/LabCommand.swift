@@ -32,8 +32,9 @@ struct LabCommand: AsyncParsableCommand {
             Examples:
               sudo labctl lab up          # build the base if needed, boot every host
               labctl lab status           # hosts, addresses, memory, uptime
+              labctl lab status --log proxy   # ... and the last lines of proxy's journal
               labctl lab ssh app1         # a shell on app1, as its inventory user
-              labctl lab ssh app1 -- systemctl status nginx
+              labctl lab ssh proxy -- systemctl status nginx   # after labctl up
               labctl lab ssh app1 --print # the ssh command line, to use elsewhere
               sudo labctl lab up --nat    # the hosts may also reach Debian's archive
               sudo labctl lab down        # stop the hosts and remove every trace
@@ -95,28 +96,38 @@ struct LabCommand: AsyncParsableCommand {
 
     struct Status: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Show each host: running or not, address, PID, memory and uptime.")
+            abstract: "Show each host: running or not, address, PID, memory and uptime.",
+            discussion: """
+                --log HOST adds the last lines of the host's systemd journal (read on this machine \
+                from the host's disk with journalctl), or of its console log (boot messages) when \
+                it has no journal labctl can read, saying why.
+                """)
 
         @OptionGroup var options: InventoryOptions
-        @Option(help: "Also show the last lines of this host's console log (boot messages).")
+        @Option(help: ArgumentHelp("Also show the last lines of this host's journal.", valueName: "host"))
         var log: String?
+        /// --json: a LabStatusReport.
+        @OptionGroup var output: JSONOutputOptions
 
         func run() async throws {
             let lab = try LabCommand.lab(options)
             let hosts: [LabHostStatus]
+            var hostLog: HostLog?
             do {
+                // An unknown host is bad input before anything is shown.
+                if let log { hostLog = try await lab.hostLog(host: log) }
                 hosts = try await lab.status()
             } catch {
                 throw LabCommand.failure(error)
             }
-            print(LabCommand.statusTable(hosts))
-            if let log {
-                do {
-                    print("\n--- console of \(log) ---\n" + (try lab.consoleLog(host: log)))
-                } catch {
-                    throw LabCommand.failure(error)
-                }
+            Terminal.line(LabCommand.statusTable(hosts))
+            if let hostLog {
+                let what = hostLog.source == .journal ? "journal" : "console"
+                Terminal.line("\n--- \(what) of \(hostLog.host) (\(hostLog.path)) ---")
+                if let note = hostLog.note { Terminal.line(note) }
+                Terminal.line(hostLog.lines.joined(separator: "\n"))
             }
+            output.write(LabStatusReport(lab: lab.definition.name, hosts: hosts, log: hostLog))
         }
     }
 
@@ -163,8 +174,7 @@ struct LabCommand: AsyncParsableCommand {
     /// For an inventory of the local lab (every host in `lab.subnet`) none of whose hosts runs:
     /// the sentence that says so and how to start it. Said when its hosts could not be reached.
     static func notRunningHint(inventoryPath: String) async -> String? {
-        guard let inventory = try? InventoryLoader.load(path: inventoryPath), !inventory.hosts.isEmpty,
-            inventory.hosts.allSatisfy({ inventory.lab.subnet.contains($0.address) }),
+        guard let inventory = try? InventoryLoader.load(path: inventoryPath), inventory.isLocalLab,
             let definition = try? labDefinition(from: inventory, nat: false),
             let status = try? await LocalLab(definition: definition).status(), !status.contains(where: \.running)
         else { return nil }
@@ -172,15 +182,31 @@ struct LabCommand: AsyncParsableCommand {
         return "the local lab '\(inventory.name)' is not running (not started, or taken down with labctl lab down): start it with `sudo labctl lab up\(argument)`"
     }
 
-    /// The lab of the inventory file; a bad inventory exits 4 like every other verb.
+    /// The lab of the inventory file; a bad inventory exits 4 like every other verb, and so
+    /// does an inventory of real machines (`Inventory.isLocalLab`): their addresses must not
+    /// become containers, nor their hosts be reported as stopped lab hosts.
     static func lab(_ options: InventoryOptions, nat: Bool = false) throws -> LocalLab {
         let inventory = try options.loadFile()
+        if !inventory.isLocalLab {
+            Terminal.error(notALabSentence(inventory, path: options.inventory))
+            throw LabctlExit.badInput.error
+        }
         do {
             return LocalLab(definition: try labDefinition(from: inventory, nat: nat))
         } catch {
             Terminal.error(String(describing: error))
             throw ExitCode(RunExitCode.badInput.rawValue)
         }
+    }
+
+    /// Why `labctl lab` refuses an inventory whose hosts are not all in `lab.subnet`, and what to do.
+    static func notALabSentence(_ inventory: Inventory, path: String) -> String {
+        let outside = inventory.hostsOutsideLabSubnet
+        guard !outside.isEmpty else { return "\(path) has no hosts, so there is no local lab to run; add hosts in lab.subnet (\(inventory.lab.subnet))" }
+        let listed = outside.prefix(3).map { "\($0.name) (\($0.address))" }.joined(separator: ", ") + (outside.count > 3 ? " and \(outside.count - 3) more" : "")
+        return "\(path) is not a local lab inventory: \(listed) \(outside.count == 1 ? "is" : "are") outside its lab subnet \(inventory.lab.subnet), "
+            + "so labctl takes its hosts for real machines; reach them with labctl ping/up -i \(shellWord(path)), "
+            + "or use `labctl lab` with an inventory whose hosts all lie in lab.subnet (like inventory.json)"
     }
 
     /// The lab that the inventory describes. Every host logs in with one key (the lab installs

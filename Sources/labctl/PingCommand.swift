@@ -17,6 +17,7 @@ struct Ping: AsyncParsableCommand {
               labctl ping
               labctl ping app           only the hosts with the role `app`
               labctl ping -i inventory.vms.example.json --host-key-checking accept-new
+              labctl ping --json -      the result as JSON on stdout (the table on stderr)
             """)
 
     @OptionGroup var inventoryOptions: InventoryOptions
@@ -28,14 +29,18 @@ struct Ping: AsyncParsableCommand {
     @Option(name: [.customShort("f"), .long], help: ArgumentHelp("Hosts connected to at once (1-1000).", valueName: "n"))
     var forks = 50
 
+    /// --json: a PingReport.
+    @OptionGroup var output: JSONOutputOptions
+
     func validate() throws {
         if !(1...1000).contains(forks) { throw ValidationError("--forks must be between 1 and 1000 hosts at once; got \(forks)") }
     }
 
     func run() async throws {
         let inventory = try inventoryOptions.load()
-        let targets = try Targets.select(target, in: inventory, secrets: connection.secrets(for: inventory))
+        let targets = try Targets.select(target, in: inventory, secrets: connection.secrets(for: inventory, verbosity: inventoryOptions.verbosity))
         let results = await AdHoc.ping(targets, forks: forks)
+        output.write(PingReport(results))
         var rows = [["HOST", "ADDRESS", "RESULT", "TIME", "DETAILS"]]
         for ping in results {
             if let error = ping.error {

@@ -4,6 +4,7 @@ import LabEngine
 import LabSpec
 import Rainbow
 import Synchronization
+import LabVerify
 
 /// Options every playbook verb shares (run, provision, deploy, up).
 struct PlaybookRunOptions: ParsableArguments {
@@ -28,8 +29,8 @@ struct PlaybookRunOptions: ParsableArguments {
     @Option(name: [.customShort("f"), .long], help: ArgumentHelp("Hosts worked on at once.", valueName: "n"))
     var forks = 50
 
-    @Option(help: ArgumentHelp("Write the whole run as JSON to this file (labctl up: FILE.provision.json and FILE.deploy.json).", valueName: "file"))
-    var json: String?
+    /// --json: the run's RunReport (labctl up: one UpReport with each stage's part).
+    @OptionGroup var output: JSONOutputOptions
 
     @Option(help: ArgumentHelp("The folder of the playbooks (default: playbooks/ beside the inventory, else ./playbooks).", valueName: "dir"))
     var playbooks: String?
@@ -60,7 +61,6 @@ struct PlaybookRunOptions: ParsableArguments {
             throw ValidationError("--start-at is empty; give the name of a step")
         }
         if let problem = ValueForm.plainAbsolutePath.problem(stateDir) { throw ValidationError("--state-dir: \(problem)") }
-        try OutputPath.validate(json, option: "--json")
     }
 
     /// --limit and --tags checked against the inventory and the playbook: a name that matches
@@ -106,8 +106,10 @@ struct PlaybookRunOptions: ParsableArguments {
 
 /// Parses, validates and runs one playbook with live progress and a recap; returns its report.
 enum PlaybookInvocation {
+    /// - writesJSON: false where the caller puts the report into a document of its own (up).
     static func run(
-        _ name: String, inventory: Inventory, options: PlaybookRunOptions, connection: ConnectionOptions, verbosity: Int
+        _ name: String, inventory: Inventory, options: PlaybookRunOptions, connection: ConnectionOptions, verbosity: Int,
+        writesJSON: Bool = true
     ) async throws -> RunReport {
         let verbose = verbosity > 0
         let directory = options.playbookDirectory(for: inventory)
@@ -139,7 +141,7 @@ enum PlaybookInvocation {
                 throw LabctlExit.badInput.error
             }
         }
-        let secrets = connection.secrets(for: inventory)
+        let secrets = connection.secrets(for: inventory, verbosity: verbosity)
         let runner = PlaybookRunner(
             targets: InventoryContext.targets(inventory, secrets: secrets),
             options: options.runOptions(playbookDirectory: URL(fileURLWithPath: path).deletingLastPathComponent().path))
@@ -187,13 +189,7 @@ enum PlaybookInvocation {
                 + "fix what stopped \(outOfRotation.count == 1 ? "it" : "them") (the log lines above) and run `labctl deploy\(arguments)` again, "
                 + "or put the previous release back with `labctl rollback\(arguments)`").red)
         }
-        if let json = options.json {
-            do {
-                try report.json().write(to: URL(fileURLWithPath: json))
-            } catch {
-                Terminal.warning("could not write \(json): \(OutputPath.reason(error))")
-            }
-        }
+        if writesJSON { options.output.write(report) }
         return report
     }
 }
@@ -456,25 +452,28 @@ struct UpCommand: AsyncParsableCommand {
     func run() async throws {
         let inventory = try inventoryOptions.load()
         if !noVerify && !runOptions.check { try VerifyInvocation.checkInventory(inventory, inventoryPath: inventoryOptions.inventory) }
+        // --json: one document with each stage that ran, written also when a stage fails.
+        var document = UpReport()
         for playbook in ["provision", "deploy"] {
-            // --json FILE: one report per playbook, FILE.provision.json and FILE.deploy.json.
-            var options = runOptions
-            options.json = runOptions.json.map { path in
-                let url = URL(fileURLWithPath: path)
-                let stem = url.pathExtension == "json" ? url.deletingPathExtension().path : path
-                return "\(stem).\(playbook).json"
-            }
             let report = try await PlaybookInvocation.run(
-                playbook, inventory: inventory, options: options, connection: connection, verbosity: inventoryOptions.verbosity)
+                playbook, inventory: inventory, options: runOptions, connection: connection, verbosity: inventoryOptions.verbosity,
+                writesJSON: false)
+            if playbook == "provision" { document.provision = report } else { document.deploy = report }
+            if report.exitCode != .ok || Interrupt.wasInterrupted { runOptions.output.write(document) }
             try LabctlExit(report.exitCode).exitIfFailed()
             Terminal.line("")
         }
         if !noVerify && !runOptions.check {
             Terminal.line("VERIFY".bold)
             let report = try await VerifyInvocation.run(
-                inventory: inventory, failover: !noFailover, options: verifyOptions, connection: connection, json: false)
+                inventory: inventory, failover: !noFailover, options: verifyOptions, connection: connection,
+                verbosity: inventoryOptions.verbosity)
+            document.verify = report
+            runOptions.output.write(document)
             try VerifyInvocation.exitCode(report).exitIfFailed()
             Terminal.line("")
+        } else {
+            runOptions.output.write(document)
         }
         if let domain = inventory.domain, let proxy = inventory.proxyHosts.first {
             var inventoryArgument = ""

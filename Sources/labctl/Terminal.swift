@@ -9,9 +9,24 @@ enum Terminal {
     /// The status line on screen, if any; the mutex is also the output lock.
     private static let shownStatus = Mutex<String?>(nil)
     private static let clearLine = "\r\u{1B}[2K"
+    /// `--json -`: stdout carries the JSON document alone, and every line for people goes to stderr.
+    private static let humanOnStandardError = Atomic<Bool>(false)
+
+    static func sendHumanOutputToStandardError() {
+        humanOnStandardError.store(true, ordering: .relaxed)
+    }
+
+    /// Where lines for people go: stdout, or stderr under `--json -`.
+    private static var humanHandle: FileHandle {
+        humanOnStandardError.load(ordering: .relaxed) ? .standardError : .standardOutput
+    }
+
+    private static var humanDescriptor: Int32 {
+        humanOnStandardError.load(ordering: .relaxed) ? STDERR_FILENO : STDOUT_FILENO
+    }
 
     static func line(_ text: String) {
-        write(text + "\n", to: .standardOutput)
+        write(text + "\n", to: humanHandle)
     }
 
     static func error(_ text: String) {
@@ -28,21 +43,21 @@ enum Terminal {
                 handle.write(Data(text.utf8))
                 return
             }
-            FileHandle.standardOutput.write(Data(clearLine.utf8))
+            humanHandle.write(Data(clearLine.utf8))
             handle.write(Data(text.utf8))
-            FileHandle.standardOutput.write(Data(status.utf8))
+            humanHandle.write(Data(status.utf8))
         }
     }
 
-    /// Whether stdout is a terminal that understands cursor codes (a status line needs one).
+    /// Whether the human output goes to a terminal that understands cursor codes (a status line needs one).
     static var isInteractive: Bool {
-        isatty(STDOUT_FILENO) == 1 && ProcessInfo.processInfo.environment["TERM"].map { $0 != "dumb" } ?? false
+        isatty(humanDescriptor) == 1 && ProcessInfo.processInfo.environment["TERM"].map { $0 != "dumb" } ?? false
     }
 
     /// The terminal's width in columns (80 when it does not say).
     static var width: Int {
         var size = winsize()
-        guard ioctl(STDOUT_FILENO, UInt(TIOCGWINSZ), &size) == 0, size.ws_col > 0 else { return 80 }
+        guard ioctl(humanDescriptor, UInt(TIOCGWINSZ), &size) == 0, size.ws_col > 0 else { return 80 }
         return Int(size.ws_col)
     }
 
@@ -51,7 +66,7 @@ enum Terminal {
         let styled = text.map { $0.dim }
         shownStatus.withLock { status in
             guard styled != status else { return }
-            FileHandle.standardOutput.write(Data((clearLine + (styled ?? "")).utf8))
+            humanHandle.write(Data((clearLine + (styled ?? "")).utf8))
             status = styled
         }
     }

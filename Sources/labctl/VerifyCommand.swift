@@ -16,6 +16,9 @@ struct VerifyRunOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Write the report as JUnit XML to this file (for CI).", valueName: "file"))
     var junit: String?
 
+    @Option(help: ArgumentHelp("Write the report as one self-contained HTML file (checks, evidence, the drill's chart) to hand in or project.", valueName: "file"))
+    var html: String?
+
     @Option(help: ArgumentHelp(
         "How the drill takes an app server down: auto (its systemd unit where the app runs as one, else a firewall rule), service, or firewall (cuts the app's port off on the app host, however the app runs).",
         valueName: "how"))
@@ -37,6 +40,7 @@ struct VerifyRunOptions: ParsableArguments {
             throw ValidationError("--load must be a rate between 0.1 and 1000 requests per second; got \(load)")
         }
         try Self.check(junit: junit)
+        try OutputPath.validate(html, option: "--html")
         if let service {
             if let problem = ValueForm.unitName.problem(service) { throw ValidationError("--service: \(problem)") }
             if stopBy == .firewall { throw ValidationError("--service names a unit for the drill to stop; it does not go with --stop-by firewall") }
@@ -66,15 +70,16 @@ enum VerifyInvocation {
         }
     }
 
-    /// Runs the checks with live progress, prints the table (or JSON), writes JUnit if asked.
+    /// Runs the checks with live progress, prints the table, writes JUnit if asked (the caller
+    /// writes --json: verify its report, up the whole run's).
     static func run(
-        inventory: Inventory, failover: Bool, options: VerifyRunOptions, connection: ConnectionOptions, json: Bool
+        inventory: Inventory, failover: Bool, options: VerifyRunOptions, connection: ConnectionOptions, verbosity: Int
     ) async throws -> VerifyReport {
         if options.requests < 2 * inventory.appHosts.count {
             Terminal.error("--requests \(options.requests) is too few for \(inventory.appHosts.count) app servers; give at least \(2 * inventory.appHosts.count) so each can show its share")
             throw LabctlExit.badInput.error
         }
-        let secrets = connection.secrets(for: inventory)
+        let secrets = connection.secrets(for: inventory, verbosity: verbosity)
         let runner = SSHHostCommandRunner(
             inventory: inventory, options: { InventoryContext.sshOptions($0, inventory, secrets: secrets) },
             become: { secrets.become(for: $0) })
@@ -84,12 +89,11 @@ enum VerifyInvocation {
                 failover: failover, loadRate: options.load, requests: options.requests, serviceUnit: options.service,
                 stopBy: options.drillStopMethod, hints: LabctlHints(inventoryFile: inventory.file?.path)),
             commandRunner: runner)
-        let statusLine = !json && Terminal.isInteractive
+        let statusLine = Terminal.isInteractive
             ? StatusLine(VerifyStatus()) { status, now, width, frame in status.line(now: now, width: width, frame: frame) } : nil
         // A second Ctrl-C must not end labctl while the drill puts a stopped app back.
         let report = await Interrupt.cancellingOnSIGINT(allowForcedExit: false) {
             await verifier.run { event in
-                guard !json else { return }
                 statusLine?.update { $0.record(event, at: .now) }
                 switch event {
                 case .started(_, let name): Terminal.line("… \(name)".dim)
@@ -101,26 +105,23 @@ enum VerifyInvocation {
         }
         await statusLine?.stop()
         await runner.close()
-        if json {
-            Terminal.line(String(decoding: try report.json(), as: UTF8.self))
-        } else {
-            Terminal.line("")
-            Terminal.line(report.table(width: Terminal.width) { status, word in
-                switch status {
-                case .pass: return word.green
-                case .fail: return word.red.bold
-                case .info, .skipped: return word.yellow
-                }
-            })
-        }
-        if !report.failures.isEmpty, !json, let file = inventory.file?.path, let hint = await LabCommand.notRunningHint(inventoryPath: file) {
+        Terminal.line("")
+        Terminal.line(report.table(width: Terminal.width) { status, word in
+            switch status {
+            case .pass: return word.green
+            case .fail: return word.red.bold
+            case .info, .skipped: return word.yellow
+            }
+        })
+        if !report.failures.isEmpty, let file = inventory.file?.path, let hint = await LabCommand.notRunningHint(inventoryPath: file) {
             Terminal.line(hint.red)
         }
-        if let junit = options.junit {
+        for (path, text) in [(options.junit, { report.junitXML() }), (options.html, { report.html() })] {
+            guard let path else { continue }
             do {
-                try report.junitXML().write(toFile: junit, atomically: true, encoding: .utf8)
+                try text().write(toFile: path, atomically: true, encoding: .utf8)
             } catch {
-                Terminal.warning("could not write \(junit): \(OutputPath.reason(error))")
+                Terminal.warning("could not write \(path): \(OutputPath.reason(error))")
             }
         }
         return report
@@ -160,6 +161,8 @@ struct Verify: AsyncParsableCommand {
               labctl verify
               labctl verify --failover --load 50 --junit verify.xml
               labctl verify --failover --stop-by firewall
+              labctl verify --failover --load 20 --html report.html
+              labctl verify --json -      the report as JSON on stdout (the table on stderr)
             """)
 
     @OptionGroup var inventoryOptions: InventoryOptions
@@ -169,14 +172,16 @@ struct Verify: AsyncParsableCommand {
     @Flag(help: "Drill a failover: stop each app server in turn and check that the site stays up.")
     var failover = false
 
-    @Flag(help: "Print the report as JSON instead of a table.")
-    var json = false
+    /// --json: the VerifyReport.
+    @OptionGroup var output: JSONOutputOptions
 
     func run() async throws {
         let inventory = try inventoryOptions.load()
         try VerifyInvocation.checkInventory(inventory, inventoryPath: inventoryOptions.inventory)
         let report = try await VerifyInvocation.run(
-            inventory: inventory, failover: failover, options: verifyOptions, connection: connection, json: json)
+            inventory: inventory, failover: failover, options: verifyOptions, connection: connection,
+            verbosity: inventoryOptions.verbosity)
+        output.write(report)
         try VerifyInvocation.exitCode(report).exitIfFailed()
     }
 }

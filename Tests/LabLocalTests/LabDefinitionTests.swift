@@ -156,4 +156,15 @@ import Testing
             try Preflight.checkCgroupLayout(mountsText: "cgroup2 /sys/fs/cgroup cgroup2 rw 0 0\n")
         }
     }
+
+    /// Where `lab status --log` looks for a host's journal: its overlay (merged, then upper),
+    /// then the running container's /run.
+    @Test func aHostsJournalIsLookedForInItsOverlayThenUnderRun() {
+        #expect(LocalLab.journalDirectories(merged: "/s/merged", upper: "/s/upper", machineID: "abc", leader: 42) == [
+            "/s/merged/var/log/journal/abc", "/s/upper/var/log/journal/abc", "/proc/42/root/run/log/journal/abc",
+        ])
+        #expect(LocalLab.journalDirectories(merged: "/s/merged", upper: "/s/upper", machineID: "abc", leader: nil) == [
+            "/s/merged/var/log/journal/abc", "/s/upper/var/log/journal/abc",
+        ])
+    }
 }

@@ -76,9 +76,18 @@ struct LocalLabTests {
             let status = try await lab.status()
             #expect(status.map(\.name) == ["alpha", "beta", "gamma"])
             #expect(status.allSatisfy { $0.running && $0.pid != nil && ($0.memoryBytes ?? 0) > 0 })
+
+            // `lab status --log`: the host's own journal (its systemd and sshd), not nspawn's console.
+            let log = try await lab.hostLog(host: "alpha")
+            #expect(log.source == .journal, "\(log.note ?? "")")
+            #expect(log.lines.contains { $0.contains("systemd") || $0.contains("sshd") }, "\(log.lines)")
+            await #expect(throws: LabError.self) { try await lab.hostLog(host: "nosuch") }
         }
         #expect(leftovers() == [])
         #expect(try await lab.status().allSatisfy { !$0.running })
+        // With the lab down there is no journal: the console is shown instead, saying why.
+        let afterDown = try await lab.hostLog(host: "alpha")
+        #expect(afterDown.source == .console && afterDown.note != nil)
     }
 
     @Test func downCleansUpAfterTheNspawnProcessesWereKilled() async throws {

@@ -23,7 +23,7 @@ import Testing
         try write("no-domain.json", #"{ "name": "x", "hosts": [ { "name": "a", "address": "127.0.0.1", "roles": ["app"] } ] }"#)
         try write("commented.json", "{\n  // my lab\n  \"hosts\": []\n}\n")
         try write("trailing.json", "{ \"hosts\": [\n  { \"name\": \"a\", \"address\": \"127.0.0.1\" },\n] }\n")
-        try write("lab-port.json", #"{ "name": "x", "defaults": { "key": "id" }, "hosts": [ { "name": "a", "address": "198.18.77.2", "port": 2222, "roles": ["app"] } ] }"#)
+        try write("lab-port.json", #"{ "name": "x", "defaults": { "key": "id" }, "hosts": [ { "name": "a", "address": "198.18.42.2", "port": 2222, "roles": ["app"] } ] }"#)
         try write("lab-loopback.json", #"{ "name": "x", "defaults": { "key": "id" }, "lab": { "subnet": "127.0.0.0/24" }, "hosts": [ { "name": "a", "address": "127.0.0.10", "roles": ["app"] } ] }"#)
         FileManager.default.createFile(atPath: folder.file("latin1.json"), contents: Data("{ \"name\": \"caf".utf8 + [0xE9] + Data("\" }".utf8)))
         try write("playbooks/site.yml", "- { name: one, hosts: all, command: 'true', tags: [setup] }\n- { name: two, hosts: all, command: 'true', tags: [app] }\n")
@@ -136,6 +136,15 @@ import Testing
         Case(["run", "site", "--json", "reports"], 4, "--json reports is a folder"),
         Case(["run", "site", "--json", ""], 4, "--json needs a file name"),
         Case(["up", "--json", "/nonexistent-folder/x.json"], 4, "the folder /nonexistent-folder does not exist"),
+        // --json is one option on every verb: a path that cannot be written is refused before anything runs.
+        Case(["ping", "--json", "/nonexistent-folder/x.json"], 4, "--json /nonexistent-folder/x.json: the folder /nonexistent-folder does not exist"),
+        Case(["exec", "all", "--json", "reports", "--", "true"], 4, "--json reports is a folder"),
+        Case(["verify", "--json", "/nonexistent-folder/x.json"], 4, "--json /nonexistent-folder/x.json: the folder"),
+        Case(["verify", "--json"], 4, "--json"),
+        Case(["provision", "--json", "reports"], 4, "--json reports is a folder"),
+        Case(["deploy", "--json", ""], 4, "--json needs a file name"),
+        Case(["rollback", "--json", "/nonexistent-folder/x.json"], 4, "the folder /nonexistent-folder does not exist"),
+        Case(["lab", "status", "--json", "/nonexistent-folder/x.json"], 4, "the folder /nonexistent-folder does not exist"),
         Case(["verify", "--junit", "/nonexistent-folder/v.xml"], 4, "--junit /nonexistent-folder/v.xml: the folder /nonexistent-folder does not exist"),
         Case(["verify", "--junit", "reports"], 4, "--junit reports is a folder"),
         Case(["up", "--junit", "/nonexistent-folder/v.xml"], 4, "--junit"),

@@ -118,6 +118,108 @@ import Testing
         #expect(!piped.stdout.contains("\u{1B}"), "\(piped.stdout)")
     }
 
+    /// stdout as one JSON object.
+    func document(_ text: String, sourceLocation: SourceLocation = #_sourceLocation) throws -> [String: Any] {
+        let object = try JSONSerialization.jsonObject(with: Data(text.utf8))
+        return try #require(object as? [String: Any], "not a JSON object: \(text)", sourceLocation: sourceLocation)
+    }
+
+    /// `--json -` on ping and exec: stdout is one JSON document with schemaVersion 1, the
+    /// table goes to stderr; `--json FILE` writes the same document to the file.
+    @Test func pingAndExecWriteJSONWithTheirSchemaVersion() throws {
+        let ping = try labctl(["ping", "-i", inventoryPath, "--json", "-"])
+        #expect(ping.status == 0, "\(ping.stderr)\(ping.stdout)")
+        let pinged = try document(ping.stdout)
+        #expect(pinged["schemaVersion"] as? Int == 1)
+        let hosts = try #require(pinged["hosts"] as? [[String: Any]])
+        #expect(hosts.map { $0["host"] as? String } == ["web1", "web2"])
+        #expect(hosts.allSatisfy { $0["status"] as? String == "ok" && $0["loginUser"] as? String == "root" }, "\(hosts)")
+        #expect(ping.stderr.contains("2 hosts answered."), "\(ping.stderr)")
+
+        let exec = try labctl(["exec", "-i", inventoryPath, "all", "--json", "-", "--", "echo hello; exit 3"])
+        #expect(exec.status == 2, "\(exec.stderr)\(exec.stdout)")
+        let ran = try document(exec.stdout)
+        #expect(ran["schemaVersion"] as? Int == 1)
+        #expect(ran["command"] as? String == "echo hello; exit 3")
+        let outcomes = try #require(ran["hosts"] as? [[String: Any]])
+        #expect(outcomes.count == 2)
+        #expect(outcomes.allSatisfy { $0["stdout"] as? String == "hello\n" && $0["exitStatus"] as? Int == 3 && $0["status"] as? String == "failed" }, "\(outcomes)")
+        #expect(exec.stderr.contains("web1 | hello"), "\(exec.stderr)")
+
+        let file = folder.file("ping.json")
+        let toFile = try labctl(["ping", "-i", inventoryPath, "web1", "--json", file])
+        #expect(toFile.status == 0)
+        #expect(toFile.stdout.contains("1 host answered."))
+        let written = try document(String(contentsOfFile: file, encoding: .utf8))
+        #expect(written["schemaVersion"] as? Int == 1 && (written["hosts"] as? [Any])?.count == 1)
+    }
+
+    /// The playbook verbs (run, provision, up; deploy and rollback share their option) and
+    /// verify: one JSON document each, schemaVersion 1; up's has a part per stage that ran.
+    @Test func playbookVerbsAndVerifyWriteJSONWithTheirSchemaVersion() throws {
+        let playbooks = folder.file("playbooks")
+        try FileManager.default.createDirectory(atPath: playbooks, withIntermediateDirectories: true)
+        for name in ["provision", "deploy", "rollback"] {
+            try "- { name: \(name) step, hosts: all, command: 'true' }\n".write(toFile: "\(playbooks)/\(name).yml", atomically: true, encoding: .utf8)
+        }
+        let common = ["-i", inventoryPath, "--playbooks", playbooks, "--state-dir", folder.file("state")]
+        let run = try labctl(["run"] + common + ["\(playbooks)/deploy.yml", "--json", "-"])
+        #expect(run.status == 0, "\(run.stderr)\(run.stdout)")
+        let report = try document(run.stdout)
+        #expect(report["schemaVersion"] as? Int == 1)
+        #expect((report["hosts"] as? [Any])?.count == 2)
+        #expect(run.stderr.contains("RECAP"), "\(run.stderr)")
+
+        let provision = try labctl(["provision"] + common + ["--json", "-"])
+        #expect(provision.status == 0, "\(provision.stderr)")
+        #expect(try document(provision.stdout)["schemaVersion"] as? Int == 1)
+
+        let up = try labctl(["up"] + common + ["--no-verify", "--json", "-"])
+        #expect(up.status == 0, "\(up.stderr)\(up.stdout)")
+        let whole = try document(up.stdout)
+        #expect(whole["schemaVersion"] as? Int == 1)
+        #expect((whole["provision"] as? [String: Any])?["schemaVersion"] as? Int == 1)
+        #expect(((whole["deploy"] as? [String: Any])?["playbook"] as? String)?.hasSuffix("deploy.yml") == true, "\(whole)")
+        #expect(whole["verify"] == nil)
+        let upFile = folder.file("up.json")
+        let upToFile = try labctl(["up"] + common + ["--no-verify", "--json", upFile])
+        #expect(upToFile.status == 0 && upToFile.stdout.contains("RECAP"))
+        #expect(try document(String(contentsOfFile: upFile, encoding: .utf8))["deploy"] != nil)
+
+        // verify on hosts that run no app nor nginx: checks fail (2), the report is still one document.
+        let verifyInventory = folder.file("verify.json")
+        try """
+            { "name": "cli-verify", "domain": "cli.lab", "ssh": { "known_hosts": "known_hosts" },
+              "hosts": [
+                { "name": "web1", "address": "127.0.0.1", "port": \(servers[0].port), "key": "\(servers[0].clientKeyPath)", "roles": ["proxy"] },
+                { "name": "web2", "address": "127.0.0.1", "port": \(servers[1].port), "key": "\(servers[1].clientKeyPath)", "roles": ["app"] } ],
+              "app": { "name": "cliapp", "port": 1, "source": { "path": "." } },
+              "nginx": { "listen": 2 } }
+            """.write(toFile: verifyInventory, atomically: true, encoding: .utf8)
+        let verify = try labctl(["verify", "-i", verifyInventory, "--requests", "10", "--json", "-"])
+        #expect(verify.status == 2, "\(verify.stderr)\(verify.stdout)")
+        let verified = try document(verify.stdout)
+        #expect(verified["schemaVersion"] as? Int == 1)
+        #expect(((verified["checks"] as? [Any])?.count ?? 0) > 0)
+        #expect(verify.stderr.contains("fail"), "\(verify.stderr)")
+    }
+
+    /// -vvv: before connecting, how labctl connects to each host; then each command line as sent.
+    @Test func tripleVerboseShowsHowEachHostIsReached() throws {
+        let result = try labctl(["ping", "-i", inventoryPath, "web1", "-vvv"])
+        #expect(result.status == 0, "\(result.stderr)\(result.stdout)")
+        let lines = result.stdout.split(separator: "\n").map(String.init)
+        let connecting = try #require(lines.first { $0.hasPrefix("web1: connecting to ") }, "\(result.stdout)")
+        #expect(connecting.hasPrefix("web1: connecting to 127.0.0.1 port \(servers[0].port) as root; login: key \(servers[0].clientKeyPath); known_hosts /"), "\(connecting)")
+        #expect(connecting.contains("known_hosts; host key policy strict; connect timeout 10 s; jump hosts: none; SSH config"), "\(connecting)")
+        // Each command line as sent, after the connection line.
+        let command = try #require(lines.firstIndex { $0.hasPrefix("web1: $ ") && $0.contains("uname -sr; id -un") }, "\(result.stdout)")
+        #expect(lines.firstIndex(of: connecting)! < command)
+        // -vv does not show it.
+        let less = try labctl(["ping", "-i", inventoryPath, "web1", "-vv"])
+        #expect(!less.stdout.contains("connecting to"), "\(less.stdout)")
+    }
+
     func shellQuoted(_ word: String) -> String { "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'" }
 
     @Test func badInputExitsFourAndSaysWhere() throws {

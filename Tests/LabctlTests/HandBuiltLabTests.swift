@@ -32,7 +32,8 @@ struct HandBuiltLabTests {
         // verify --failover on its own finds that the app is no unit and cuts its port off. On a
         // terminal (a pty from `script`) the waits are counted down on the status line, which is
         // gone before the table.
-        let command = [labctlExecutablePath, "verify", "-i", lab.inventory, "--failover", "--requests", "20"]
+        let html = lab.folder.file("report.html")
+        let command = [labctlExecutablePath, "verify", "-i", lab.inventory, "--failover", "--requests", "20", "--html", html]
         let drill = try runLocal(
             ["timeout", "300", "script", "-qec", command.map(ShellQuoting.quote).joined(separator: " "), "/dev/null"],
             environment: ["TERM": "xterm"], check: false)
@@ -42,6 +43,14 @@ struct HandBuiltLabTests {
         let table = try #require(drill.stdout.range(of: "labctl verify: handbuilt"))
         let lastClear = try #require(drill.stdout.range(of: "\u{1B}[2K", options: .backwards))
         #expect(lastClear.upperBound <= table.lowerBound)
+        // The HTML report has the drill's chart: a series per app server, each one's marks.
+        let page = try String(contentsOfFile: html, encoding: .utf8)
+        for server in ["app1", "app2"] {
+            #expect(page.contains("data-series=\"\(server)\""), "\(server)'s series")
+            for mark in ["down", "restored", "back"] {
+                #expect(page.contains("data-mark=\"\(mark)\" data-server=\"\(server)\""), "\(mark) \(server)")
+            }
+        }
         #expect(drill.stdout.contains("taking app1 down: cut :3000 off on app1 with a firewall rule"), "\(drill.stdout)")
         #expect(drill.stdout.contains("taking app2 down: cut :3000 off on app2"), "\(drill.stdout)")
         #expect(!drill.stdout.contains("systemctl start") && !drill.stdout.contains("systemctl stop"), "no systemd hint for an app that is no unit: \(drill.stdout)")

@@ -23,6 +23,11 @@ import Testing
         return path
     }
 
+    /// The repository (the shipped inventories).
+    var packageRootPath: String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+    }
+
     func labctl(_ arguments: [String]) throws -> LocalResult {
         try runLocal([labctlExecutablePath] + arguments, check: false)
     }
@@ -54,6 +59,48 @@ import Testing
         #expect(lines.dropFirst().map { $0.split(separator: " ").prefix(3).joined(separator: " ") } == [
             "proxy stopped 198.18.79.10"
         ])
+    }
+
+    @Test func statusWritesJSONWithItsSchemaVersion() throws {
+        let path = try inventory(#"{ "name": "proxy", "address": "198.18.79.10", "roles": ["proxy"] }"#, name: "cli-never-up")
+        let result = try labctl(["lab", "status", "-i", path, "--json", "-"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let document = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any], "\(result.stdout)")
+        #expect(document["schemaVersion"] as? Int == 1)
+        let hosts = try #require(document["hosts"] as? [[String: Any]])
+        #expect(hosts.map { $0["name"] as? String } == ["proxy"] && hosts.first?["state"] as? String == "stopped")
+        #expect(result.stderr.hasPrefix("HOST"), "\(result.stderr)")
+        // An unknown host for --log is bad input, before anything is shown.
+        let unknown = try labctl(["lab", "status", "-i", path, "--log", "web9"])
+        #expect(unknown.status == 4 && unknown.stderr.contains("there is no lab host named web9"), "\(unknown.stderr)")
+    }
+
+    /// An inventory of real machines (hosts outside lab.subnet) is not a lab: status does not
+    /// call its hosts stopped, and up does not make containers with the VMs' addresses.
+    @Test func aRealMachineInventoryIsNotALocalLab() throws {
+        let vms = "\(packageRootPath)/inventory.vms.example.json"
+        for verb in [["status"], ["up"], ["down"], ["ssh", "app1", "--print"]] {
+            let result = try labctl(["lab"] + verb + ["-i", vms])
+            #expect(result.status == 4, "\(verb): \(result.stdout)\(result.stderr)")
+            #expect(result.stderr.contains("is not a local lab inventory: proxy (192.168.204.10), app1 (192.168.204.52), app2 (192.168.204.238) are outside its lab subnet 198.18.42.0/24"), "\(result.stderr)")
+            #expect(result.stderr.contains("labctl ping/up -i"), "\(result.stderr)")
+            #expect(!result.stdout.contains("stopped"))
+        }
+    }
+
+    /// Every example of `labctl help lab` names a host of the shipped inventory, and the one
+    /// that asks for nginx asks the host that runs it (the proxy).
+    @Test func theHelpsExamplesNameTheRightHosts() throws {
+        let help = try labctl(["help", "lab"])
+        #expect(help.status == 0)
+        #expect(help.stdout.contains("labctl lab ssh proxy -- systemctl status nginx"))
+        #expect(!help.stdout.contains("app1 -- systemctl status nginx"))
+        let shipped = try String(contentsOfFile: "\(packageRootPath)/inventory.json", encoding: .utf8)
+        for line in help.stdout.split(separator: "\n") where line.contains("labctl lab ssh ") || line.contains("--log ") {
+            let words = line.split(separator: " ").map(String.init)
+            guard let index = words.firstIndex(where: { $0 == "ssh" || $0 == "--log" }), index + 1 < words.count else { continue }
+            #expect(shipped.contains("\"name\": \"\(words[index + 1])\""), "\(line)")
+        }
     }
 
     @Test func anUnknownHostIsNamedWithTheHostsThereAre() throws {

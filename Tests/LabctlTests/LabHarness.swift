@@ -206,3 +206,17 @@ struct LabHarness {
         Issue.record("\(host) did not come back")
     }
 }
+
+/// `labctl up --json`'s document: the run reports of the stages that ran (verify's part is
+/// read where needed as plain JSON).
+struct UpDocument: Decodable {
+    var schemaVersion: Int
+    var provision: RunReport?
+    var deploy: RunReport?
+
+    static func read(_ path: String) throws -> UpDocument {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        return try decoder.decode(UpDocument.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
+    }
+}

@@ -123,9 +123,7 @@ struct RealPathLabTests {
         try #require(first.status == 0, "labctl up: \(first.stdout)\(first.stderr); git-daemon said: \((try? String(contentsOfFile: folder.file("git.log"), encoding: .utf8)) ?? "")")
         // The first deploy starts the app once: the restart handler is its start, and the
         // service step then finds it running.
-        let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .iso8601
-        let firstDeploy = try decoder.decode(RunReport.self, from: Data(contentsOf: URL(fileURLWithPath: folder.file("first.deploy.json"))))
+        let firstDeploy = try #require(try UpDocument.read(folder.file("first.json")).deploy)
         for host in firstDeploy.hosts where host.host != "proxy" {
             let starts = host.steps.filter { $0.status == .changed && $0.summary.contains { $0.hasPrefix("start wayshub") || $0.hasPrefix("restart wayshub") } }
             #expect(starts.map(\.name) == ["restart app"], "\(host.host): \(host.steps.map { "\($0.name): \($0.summary)" })")
@@ -143,11 +141,9 @@ struct RealPathLabTests {
         // A second run changes nothing.
         let again = try labctl(["up", "-i", inventory, "--no-verify", "--json", folder.file("again.json")])
         #expect(again.status == 0, "\(again.stdout)\(again.stderr)")
-        for playbook in ["provision", "deploy"] {
-            let data = try Data(contentsOf: URL(fileURLWithPath: folder.file("again.\(playbook).json")))
-            let decoder = JSONDecoder()
-            decoder.dateDecodingStrategy = .iso8601
-            #expect(try decoder.decode(RunReport.self, from: data).changedCount == 0, "\(playbook): \(again.stdout)")
+        let againDocument = try UpDocument.read(folder.file("again.json"))
+        for (playbook, part) in [("provision", againDocument.provision), ("deploy", againDocument.deploy)] {
+            #expect(part?.changedCount == 0, "\(playbook): \(again.stdout)")
         }
 
         // A new commit on the app's repository: deploy brings every server to it.
