@@ -70,6 +70,14 @@ import Testing
         #expect(accepted.stdout.contains("its host key was recorded (ssh-ed25519 SHA256:"), "\(accepted.stdout)")
         let again = try labctl(["ping", "-i", inventoryPath, "--host-key-checking", "accept-new"])
         #expect(!again.stdout.contains("was recorded"), "\(again.stdout)")
+        // A playbook run says it too, once per host whose key it recorded.
+        try "".write(toFile: folder.file("known_hosts"), atomically: true, encoding: .utf8)
+        try "- { name: look, hosts: web1, command: 'true' }\n".write(toFile: folder.file("look.yml"), atomically: true, encoding: .utf8)
+        let run = try labctl(["run", "-i", inventoryPath, folder.file("look.yml"), "--state-dir", folder.file("state"), "--host-key-checking", "accept-new"])
+        #expect(run.status == 0, "\(run.stdout)\(run.stderr)")
+        #expect(run.stdout.contains("web1: its host key was recorded in known_hosts (ssh-ed25519 SHA256:"), "\(run.stdout)")
+        let runAgain = try labctl(["run", "-i", inventoryPath, folder.file("look.yml"), "--state-dir", folder.file("state"), "--host-key-checking", "accept-new"])
+        #expect(!runAgain.stdout.contains("was recorded"), "\(runAgain.stdout)")
     }
 
     @Test func execStreamsLinesWithHostNamesAndSummarises() throws {
