@@ -13,16 +13,23 @@ final class DrillRecorder: @unchecked Sendable {
     }
 
     private let lock = NSLock()
-    private let clock = ContinuousClock()
-    private let start: ContinuousClock.Instant
+    /// Seconds since the drill began; a parameter so that tests set the time instead of
+    /// sleeping (a sleep on a loaded machine can last far longer than asked).
+    private let secondsSinceStart: @Sendable () -> Double
     private var answers: [Answer] = []
     private var events: [DrillEvent] = []
 
     init() {
-        start = clock.now
+        let clock = ContinuousClock()
+        let start = clock.now
+        secondsSinceStart = { (clock.now - start).seconds }
     }
 
-    private var now: Double { (clock.now - start).seconds }
+    init(secondsSinceStart: @escaping @Sendable () -> Double) {
+        self.secondsSinceStart = secondsSinceStart
+    }
+
+    private var now: Double { secondsSinceStart() }
 
     /// A request answered now: `milliseconds` nil for a failure; `server` nil when the answer
     /// was the app's page but no server could be told.
