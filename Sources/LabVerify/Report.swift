@@ -2,26 +2,16 @@ import Foundation
 import LabSpec
 
 /// The checks of `labctl verify`, in the order they run.
+/// A check's name in reports (JSON, JUnit); what each one does, its number and its help are
+/// in `VerifyCheck.all`.
 public enum CheckKind: String, Codable, Sendable, CaseIterable, Hashable {
-    /// 1. Every app server answers on its port directly.
     case appDirect = "app-direct"
-    /// 2. nginx on the proxy: active, config test, the lab's config included (over SSH).
     case nginx
-    /// 3. The domain as this computer resolves it (reported, not required).
     case resolution
-    /// 4. `http://<domain>/` through the proxy.
     case domain
-    /// 5. N requests through the proxy, spread across the app servers as the method says.
     case balancing
-    /// 6. Each app server stopped in turn: the domain keeps answering.
     case failover
-    /// 7. Requests at a steady rate during the failover drill.
     case load
-
-    /// The checks that need nothing but HTTP and the inventory (1, 3, 4, 5).
-    public static let httpOnly: Set<CheckKind> = [.appDirect, .resolution, .domain, .balancing]
-    /// What `labctl verify` runs without `--failover` (1 to 5).
-    public static let standard: Set<CheckKind> = httpOnly.union([.nginx])
 }
 
 public enum CheckStatus: String, Codable, Sendable, Hashable {

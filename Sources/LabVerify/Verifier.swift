@@ -153,25 +153,17 @@ final class VerifyRun {
     var proxyPort: Int { inventory.nginx.listenPort }
 
     func runAll() async {
-        let steps: [(CheckKind, () async -> Void)] = [
-            (.appDirect, checkAppServers),
-            (.nginx, checkNginx),
-            (.resolution, checkResolution),
-            (.domain, checkDomain),
-            (.balancing, checkBalancing),
-            (.failover, drill),
-        ]
-        for (kind, step) in steps where options.checks.contains(kind) {
+        for check in VerifyCheck.all where options.checks.contains(check.kind) {
+            guard case .step(let work) = check.work else { continue }
             if Task.isCancelled {
                 interrupted = true
                 break
             }
-            await step()
+            await work(self)
         }
-        if options.checks.contains(.load) && !options.checks.contains(.failover) && !interrupted {
-            record(CheckResult(
-                kind: .load, name: "load during the failover drill", status: .skipped,
-                summary: "load is sent during the failover drill, which was not asked for"))
+        for check in VerifyCheck.all where options.checks.contains(check.kind) && !interrupted {
+            guard case .partOf(let host, let name, let reason) = check.work, !options.checks.contains(host) else { continue }
+            record(CheckResult(kind: check.kind, name: name, status: .skipped, summary: reason))
         }
         if Task.isCancelled { interrupted = true }
     }

@@ -10,9 +10,9 @@ struct Labctl: AsyncParsableCommand {
             and the app) and runs the steps in playbooks/ on every host at once over SSH.
 
             First steps:
-              labctl lab up             boot the local lab (3 hosts here; needs root)
-              labctl ping               check that every host answers over SSH
-              labctl exec all -- uptime run a command on every host
+              labctl lab up             # boot the local lab (3 hosts here; needs root)
+              labctl ping               # check that every host answers over SSH
+              labctl exec all -- uptime  # run a command on every host
 
             Exit codes (every verb):
               0    success

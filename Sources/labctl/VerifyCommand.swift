@@ -140,19 +140,7 @@ struct Verify: AsyncParsableCommand {
         abstract: "Prove the lab works: the app, nginx, the domain, load balancing, failover.",
         discussion: """
             Checks, each reported pass or fail with its evidence:
-              1. every app server answers on the app's port with the app's page
-              2. nginx on the proxy is active, `nginx -t` passes, the lab's config is included,
-                 and the upstream nginx runs is the inventory's (method, servers, weights)
-              3. the domain resolves as your computer would (reported, not required)
-              4. http://<domain>/ through the proxy answers 200 with the app's page
-              5. N requests through the proxy reach every app server (the share of each)
-              6. with --failover: each app server in turn is taken down, N requests must all
-                 succeed from the others, then it is brought back (also on Ctrl-C). How it
-                 is taken down (--stop-by): its systemd unit is stopped where the app runs
-                 as one (labctl deploy's way; --service UNIT names another unit), else its
-                 port is cut off by a firewall rule on the app host (a lab built by hand:
-                 npm start, nohup, pm2), which the drill removes again
-              7. with --load R: R requests per second during the drill; errors, p50/p95/p99
+            \(VerifyCheck.helpList)
             HTTP goes to the proxy's address with the domain as Host, so it does not depend
             on your hosts file. Exits 2 if a check failed, 4 if the inventory has no
             app, app servers, proxy or domain, 130 on Ctrl-C.
@@ -162,7 +150,7 @@ struct Verify: AsyncParsableCommand {
               labctl verify --failover --load 50 --junit verify.xml
               labctl verify --failover --stop-by firewall
               labctl verify --failover --load 20 --html report.html
-              labctl verify --json -      the report as JSON on stdout (the table on stderr)
+              labctl verify --json -   # JSON on stdout, the table on stderr
             """)
 
     @OptionGroup var inventoryOptions: InventoryOptions
