@@ -1,5 +1,6 @@
 import CLibSSH2
 import Foundation
+import Synchronization
 
 /// An OpenSSH known_hosts file, parsed once per connection: before the handshake to choose the
 /// host key algorithms, and after it to judge the key the host presented.
@@ -76,12 +77,51 @@ struct KnownHostsFile: Sendable {
         return try read(path: path, fd: fd)
     }
 
+    /// Which version of a file a parse came from: a run connecting to hundreds of hosts reads
+    /// and parses the file once, yet sees any change (accept-new's appends, an edit) at once.
+    private struct FileVersion: Equatable {
+        var device: UInt64, inode: UInt64, size: Int64
+        var modified: timespec, changed: timespec
+
+        init(_ info: stat) {
+            device = UInt64(info.st_dev)
+            inode = UInt64(info.st_ino)
+            size = Int64(info.st_size)
+            modified = info.st_mtim
+            changed = info.st_ctim
+        }
+
+        static func == (a: FileVersion, b: FileVersion) -> Bool {
+            a.device == b.device && a.inode == b.inode && a.size == b.size
+                && a.modified.tv_sec == b.modified.tv_sec && a.modified.tv_nsec == b.modified.tv_nsec
+                && a.changed.tv_sec == b.changed.tv_sec && a.changed.tv_nsec == b.changed.tv_nsec
+        }
+    }
+
+    private struct CachedParse: @unchecked Sendable {
+        var version: FileVersion
+        var file: KnownHostsFile
+    }
+
+    private static let cache = Mutex<[String: CachedParse]>([:])
+
     private static func read(path: String, fd: Int32) throws(KnownHostsReadError) -> KnownHostsFile {
         var info = stat()
         // open(2) succeeds on a directory for reading; only read(2) would fail, later and vaguely.
-        if fstat(fd, &info) == 0, info.st_mode & Glibc.S_IFMT == Glibc.S_IFDIR {
+        let known = fstat(fd, &info) == 0
+        if known, info.st_mode & Glibc.S_IFMT == Glibc.S_IFDIR {
             throw KnownHostsReadError(path: path, errno: EISDIR)
         }
+        let version = known ? FileVersion(info) : nil
+        if let version, let cached = cache.withLock({ $0[path] }), cached.version == version {
+            return cached.file
+        }
+        let file = try readContents(path: path, fd: fd)
+        if let version { cache.withLock { $0[path] = CachedParse(version: version, file: file) } }
+        return file
+    }
+
+    private static func readContents(path: String, fd: Int32) throws(KnownHostsReadError) -> KnownHostsFile {
         var contents: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 64 << 10)
         var offset: off_t = 0
@@ -131,7 +171,7 @@ struct KnownHostsFile: Sendable {
             if entry.type == presentedType { sameType = entry } else { otherType = entry }
         }
         if verdict == .unknown, let offending = sameType ?? otherType {
-            verdict = .changed(line: offending.line, keyType: offending.typeName, fingerprint: opensshFingerprint(offending.blob))
+            verdict = .changed(line: offending.line, keyType: offending.typeName, fingerprint: SHA256Digest.opensshFingerprint(offending.blob))
         }
         if let revoked = entries.first(where: { $0.marker == .revoked && $0.blob == key && $0.matches(name) }) {
             return .revoked(line: revoked.line)

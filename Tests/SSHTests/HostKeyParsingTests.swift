@@ -122,11 +122,11 @@ import TestSupport
         #expect(verdict(["h ssh-ed25519 \(Self.b64(other))"]) == .unknown)
         // The last other key is the offending one (check_hostkeys_by_key_or_type).
         #expect(verdict(["[h]:2222 ssh-ed25519 \(Self.b64(other))", "[h]:2222 ssh-ed25519 \(Self.b64(third))"])
-            == .changed(line: 2, keyType: "ssh-ed25519", fingerprint: opensshFingerprint(third)))
+            == .changed(line: 2, keyType: "ssh-ed25519", fingerprint: SHA256Digest.opensshFingerprint(third)))
         #expect(verdict(["[h]:2222 ssh-ed25519 \(Self.b64(other))", "[h]:2222 ecdsa-sha2-nistp256 \(Self.b64(ecdsa))"])
-            == .changed(line: 1, keyType: "ssh-ed25519", fingerprint: opensshFingerprint(other)))
+            == .changed(line: 1, keyType: "ssh-ed25519", fingerprint: SHA256Digest.opensshFingerprint(other)))
         #expect(verdict(["[h]:2222 ecdsa-sha2-nistp256 \(Self.b64(ecdsa))"])
-            == .changed(line: 1, keyType: "ecdsa-sha2-nistp256", fingerprint: opensshFingerprint(ecdsa)))
+            == .changed(line: 1, keyType: "ecdsa-sha2-nistp256", fingerprint: SHA256Digest.opensshFingerprint(ecdsa)))
         #expect(verdict(["[h]:2222 ssh-ed25519 \(Self.b64(other))", "[h]:2222 \(ours)"]) == .known(line: 2))
         #expect(verdict(["[h]:2222 \(ours)", "@revoked * \(ours)"]) == .revoked(line: 2))
         #expect(verdict(["@revoked [h]:2222 ssh-ed25519 \(Self.b64(other))", "[h]:2222 \(ours)"]) == .known(line: 2))
@@ -168,6 +168,33 @@ import TestSupport
         #expect(decode("AA==A") == nil)
         #expect(decode("A!AA") == nil)
         #expect(decode("") == [])
+    }
+
+    @Test("a file read again unchanged is not parsed again, and any change is seen at once")
+    func readsOncePerVersion() throws {
+        let folder = try TemporaryDirectory()
+        defer { folder.remove() }
+        let path = folder.file("known_hosts")
+        let first = "a.example ssh-ed25519 \(Self.b64(Self.ed25519Blob(1)))\n"
+        try first.write(toFile: path, atomically: false, encoding: .utf8)
+        #expect(try KnownHostsFile.read(path: path).entries.count == 1)
+        #expect(try KnownHostsFile.read(path: path).entries.count == 1)
+        // An append (what accept-new does).
+        let handle = try #require(FileHandle(forWritingAtPath: path))
+        handle.seekToEndOfFile()
+        handle.write(Data("b.example ssh-ed25519 \(Self.b64(Self.ed25519Blob(2)))\n".utf8))
+        try handle.close()
+        #expect(try KnownHostsFile.read(path: path).entries.map(\.line) == [1, 2])
+        // The same size, another key, written in place: still seen.
+        let other = "a.example ssh-ed25519 \(Self.b64(Self.ed25519Blob(9)))\n"
+        try other.write(toFile: path, atomically: false, encoding: .utf8)
+        let again = try KnownHostsFile.read(path: path)
+        #expect(again.entries.count == 1 && again.entries[0].blob == Self.ed25519Blob(9))
+        // Replaced by another file (a new inode), and removed.
+        try first.write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(try KnownHostsFile.read(path: path).entries[0].blob == Self.ed25519Blob(1))
+        try FileManager.default.removeItem(atPath: path)
+        #expect(try KnownHostsFile.read(path: path).entries.isEmpty)
     }
 
     @Test func unreadableAndMissingFiles() throws {
