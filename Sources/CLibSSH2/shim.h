@@ -5,6 +5,7 @@
 #include <openssl/sha.h>
 #include <openssl/hmac.h>
 #include <openssl/evp.h>
+#include <openssl/crypto.h>
 #include <poll.h>
 #include <netdb.h>
 #include <sys/socket.h>
@@ -50,6 +51,13 @@ static inline int labctl_hmac_sha1(const unsigned char *key, int key_len, const 
                                    size_t data_len, unsigned char out[20]) {
     unsigned int out_len = 0;
     return HMAC(EVP_sha1(), key, key_len, data, data_len, out, &out_len) != NULL && out_len == 20;
+}
+// OpenSSL frees its locks in an atexit handler unless told not to; a libssh2 call still running
+// on another thread at exit (a keepalive, a jump host's pump, a session closing) then takes a
+// freed lock and the process dies with SIGSEGV after its work is done. Must run before any other
+// OpenSSL call; the memory is the kernel's to reclaim at exit anyway.
+static inline void labctl_crypto_init_without_atexit(void) {
+    OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, NULL);
 }
 static inline int labctl_errno_eagain(void) { return LIBSSH2_ERROR_EAGAIN; }
 #endif

@@ -1,4 +1,5 @@
 import Foundation
+import SSH
 import LabSpec
 
 /// `file`: a file with this content, owner and mode (or absent).
@@ -52,7 +53,7 @@ public struct FileOperation: StepOperation {
         }
         let wanted = Array((content ?? "").utf8)
         let existing = kind == "file" ? FileCommands.stat(facts) : nil
-        let sameContent = kind == "file" && facts["sha256"] == Digest.sha256Hex(wanted)
+        let sameContent = kind == "file" && facts["sha256"] == SHA256Digest.hex(wanted)
         var summary: [String] = []
         if sameContent {
             let commands = FileCommands.attributeCommands(

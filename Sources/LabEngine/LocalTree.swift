@@ -1,4 +1,5 @@
 import Foundation
+import SSH
 
 /// A local directory ready to upload: its digest (computed exactly as the host computes it
 /// over the copy, see `remoteDigestPipeline`) and a tar stream of it.
@@ -23,7 +24,7 @@ public struct LocalTree: Sendable, Hashable {
             let path = line.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: false).last.map(String.init) ?? ""
             return !names.contains { path == "./" + $0 || path.hasPrefix("./" + $0 + "/") }
         }
-        return Digest.sha256Hex(kept.joined())
+        return SHA256Digest.hex(kept.joined())
     }
 
     /// The digest on the host, run inside the directory: every regular file's sha256 and
@@ -76,8 +77,8 @@ public struct LocalTree: Sendable, Hashable {
 
         // The host sorts "./a/b" strings bytewise (LC_ALL=C sort -z): do the same.
         files.sort { Array(("./" + $0.relative).utf8).lexicographicallyPrecedes(Array(("./" + $1.relative).utf8)) }
-        let listing = files.map { "\(Digest.sha256Hex($0.bytes))  ./\($0.relative)\n" }
-        let digest = Digest.sha256Hex(listing.joined())
+        let listing = files.map { "\(SHA256Digest.hex($0.bytes))  ./\($0.relative)\n" }
+        let digest = SHA256Digest.hex(listing.joined())
 
         var tar: [UInt8] = []
         directories.sort { $0.relative < $1.relative }

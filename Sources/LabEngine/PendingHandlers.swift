@@ -1,4 +1,5 @@
 import Foundation
+import SSH
 
 /// Notifications kept on the host until their handler has run, so that a run cut short (Ctrl-C,
 /// a later step failing, the controller killed, the connection lost) cannot lose them: the
@@ -21,7 +22,7 @@ public struct PendingHandlers: Sendable, Hashable {
         directory = stateDirectory + "/pending/" + scope
         var paths: [String: String] = [:]
         for handler in handlers {
-            paths[handler] = directory + "/" + PendingHandlers.safeName(handler) + "-" + Digest.sha256Hex(playbookFile.lastPathComponentOrSelf + "\n" + handler).prefix(12)
+            paths[handler] = directory + "/" + PendingHandlers.safeName(handler) + "-" + SHA256Digest.hex(playbookFile.lastPathComponentOrSelf + "\n" + handler).prefix(12)
         }
         self.paths = paths
     }

@@ -44,6 +44,7 @@ enum HostPattern {
 
     /// `|1|` + base64(salt) + `|` + base64(HMAC-SHA1(salt, name)), as ssh-keygen -H writes it.
     static func hashedField(name: [UInt8], salt: [UInt8]) -> [UInt8] {
+        _ = LibSSH2.cryptoInitialised
         var digest = [UInt8](repeating: 0, count: 20)
         let ok = salt.withUnsafeBufferPointer { key in
             name.withUnsafeBufferPointer { data in

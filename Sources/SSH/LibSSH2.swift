@@ -5,21 +5,18 @@ import Foundation
 /// exactly once, thread-safely.
 enum LibSSH2 {
     static let initialised: Bool = {
-        libssh2_init(0) == 0
+        _ = cryptoInitialised
+        return libssh2_init(0) == 0
+    }()
+
+    /// OpenSSL set up before its first use, without its exit-time cleanup (see the shim): every
+    /// path into libcrypto (libssh2, SHA256Digest) goes through here first.
+    static let cryptoInitialised: Bool = {
+        labctl_crypto_init_without_atexit()
+        return true
     }()
 
     static let again: Int32 = LIBSSH2_ERROR_EAGAIN
-}
-
-/// SHA-256 as OpenSSH prints it: "SHA256:" and unpadded base64.
-func opensshFingerprint(_ key: [UInt8]) -> String {
-    var digest = [UInt8](repeating: 0, count: Int(SHA256_DIGEST_LENGTH))
-    key.withUnsafeBufferPointer { buffer in
-        _ = SHA256(buffer.baseAddress, buffer.count, &digest)
-    }
-    var encoded = Data(digest).base64EncodedString()
-    while encoded.hasSuffix("=") { encoded.removeLast() }
-    return "SHA256:" + encoded
 }
 
 /// The SSH wire name of a libssh2 host key type, as known_hosts writes it.

@@ -161,7 +161,7 @@ final class Session: @unchecked Sendable {
             throw error(.hostKey, .protocolError(code: -1, message: "the server sent no host key"))
         }
         let key = [UInt8](UnsafeRawBufferPointer(start: pointer, count: length))
-        let fingerprint = opensshFingerprint(key)
+        let fingerprint = SHA256Digest.opensshFingerprint(key)
         let typeName = hostKeyTypeName(type)
         let endpoint = options.endpoint
         var verdict = file.verify(host: endpoint.host, port: endpoint.port, key: key)
@@ -370,11 +370,7 @@ final class Session: @unchecked Sendable {
     }
 
     static func milliseconds(until deadline: ContinuousClock.Instant) -> Int32 {
-        let (seconds, attoseconds) = (deadline - .now).components
-        // Past Int32.max ms (24 days) poll waits the longest it can; the multiplication never overflows.
-        guard seconds < Int64(Int32.max) / 1000 else { return Int32.max }
-        let ms = seconds * 1000 + attoseconds / 1_000_000_000_000_000
-        return Int32(clamping: max(0, ms))
+        (deadline - .now).pollMilliseconds
     }
 
     /// Any Duration a caller gives, made safe to add to an instant and to print: at least zero,

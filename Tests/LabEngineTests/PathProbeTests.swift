@@ -1,4 +1,5 @@
 import Foundation
+import SSH
 import Testing
 @testable import LabEngine
 
@@ -126,12 +127,12 @@ import Testing
         let facts = script.parse(result.stdout)
         #expect(facts.count == steps.count)
         #expect(facts[0]?.values == [
-            "kind": "file", "stat": "root:root:644", "sha256": Digest.sha256Hex("hello\n"), "parent": "dir",
+            "kind": "file", "stat": "root:root:644", "sha256": SHA256Digest.hex("hello\n"), "parent": "dir",
             "content.b64": Data("hello\n".utf8).base64EncodedString(), "probe.status": "0",
         ])
         #expect(facts[1]?["kind"] == "file")
         #expect(facts[1]?["target"] == dir + "/target")
-        #expect(facts[1]?["sha256"] == Digest.sha256Hex("linked\n"))
+        #expect(facts[1]?["sha256"] == SHA256Digest.hex("linked\n"))
         #expect(facts[2]?["kind"] == "dangling")
         #expect(facts[3]?["kind"] == "none" && facts[3]?["parent"] == "none")
         #expect(facts[4]?["kind"] == "dir" && facts[4]?["stat"] == "root:root:750")
@@ -177,7 +178,7 @@ import Testing
         let script = ProbeScript(steps: steps)
         let result = await shell("setpriv --reuid=65534 --regid=65534 --clear-groups sh -c " + Shell.quote(script.script))
         let facts = script.parse(result.stdout)
-        #expect(facts[0]?["sha256"] == Digest.sha256Hex("a\n"))
+        #expect(facts[0]?["sha256"] == SHA256Digest.hex("a\n"))
         #expect(try steps[0].operation.plan(try #require(facts[0])) == .unchanged)
         #expect(facts[1]?["kind"] == "file" && facts[1]?["sha256"] == nil)
         #expect(facts[2]?["content.b64"] == nil)

@@ -1,4 +1,5 @@
 import Foundation
+import SSH
 import LabSpec
 import Testing
 @testable import LabEngine
@@ -108,7 +109,7 @@ import Testing
 
 @Suite struct FilePlanningTests {
     let content = "server { listen 80; }\n"
-    var sha: String { Digest.sha256Hex(content) }
+    var sha: String { SHA256Digest.hex(content) }
 
     @Test func sameContentAndAttributesNeedNothing() throws {
         let op = FileOperation(path: "/etc/x.conf", content: content, owner: "root", mode: 0o644)

@@ -1,4 +1,5 @@
 import Foundation
+import SSH
 import LabSpec
 import Testing
 @testable import LabEngine
@@ -67,7 +68,7 @@ import Testing
         let facts = await probe(FileOperation(path: scratch.file("a"), content: "x", options: PlanOptions(diff: true)))
         #expect(facts["kind"] == "file")
         #expect(facts["stat"] == "root:root:644")
-        #expect(facts["sha256"] == Digest.sha256Hex("hello\n"))
+        #expect(facts["sha256"] == SHA256Digest.hex("hello\n"))
         #expect(facts.text("content") == "hello\n")
         #expect(facts["parent"] == "dir")
         #expect(facts["probe.status"] == "0")
