@@ -17,7 +17,7 @@ let package = Package(
     ],
     targets: [
         // The system libssh2 (Debian: libssh2-1-dev). The shim also exposes libcrypto's SHA-256
-        // (libssh2 links OpenSSL already) for known_hosts fingerprints.
+        // (libssh2 links OpenSSL already): SSH.SHA256Digest, for fingerprints and file digests.
         .systemLibrary(
             name: "CLibSSH2",
             pkgConfig: "libssh2",
@@ -25,13 +25,16 @@ let package = Package(
         ),
         // The Swift face of libssh2: sessions, auth, known_hosts, exec, upload. Nothing lab-specific.
         .target(name: "SSH", dependencies: ["CLibSSH2"]),
+        // Plain text for terminals: the one table renderer and word wrapping.
+        .target(name: "TextLayout"),
         // inventory.json (and later playbooks) as value types, loading and validation.
-        .target(name: "LabSpec", dependencies: ["Yams"]),
+        // (SSH for the one host-key policy type that the inventory names and the executor applies.)
+        .target(name: "LabSpec", dependencies: ["SSH", "Yams"]),
         // Steps, templates, planning (probe -> diff), the parallel runner, the recap.
         .target(
             name: "LabEngine",
             dependencies: [
-                "LabSpec", "SSH", "Yams",
+                "LabSpec", "SSH", "TextLayout", "Yams",
                 .product(name: "Mustache", package: "swift-mustache"),
             ]
         ),
@@ -44,7 +47,7 @@ let package = Package(
         .target(
             name: "LabVerify",
             dependencies: [
-                "LabSpec", "SSH", "LabEngine",
+                "LabSpec", "SSH", "LabEngine", "TextLayout",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]
         ),
@@ -52,7 +55,7 @@ let package = Package(
         .executableTarget(
             name: "labctl",
             dependencies: [
-                "SSH", "LabSpec", "LabEngine", "LabLocal", "LabVerify",
+                "SSH", "LabSpec", "LabEngine", "LabLocal", "LabVerify", "TextLayout",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 "Rainbow",
             ]
@@ -66,10 +69,11 @@ let package = Package(
             name: "big-playbook-bench", dependencies: ["LabEngine", "LabSpec", "SSH", "TestSupport"],
             path: "bench/BigPlaybookBench"),
         .testTarget(name: "SSHTests", dependencies: ["SSH", "TestSupport"]),
-        .testTarget(name: "LabSpecTests", dependencies: ["LabSpec"]),
-        .testTarget(name: "LabEngineTests", dependencies: ["LabEngine", "TestSupport"]),
+        .testTarget(name: "LabSpecTests", dependencies: ["LabSpec", "SSH"]),
+        .testTarget(name: "LabEngineTests", dependencies: ["LabEngine", "SSH", "TestSupport"]),
+        .testTarget(name: "TextLayoutTests", dependencies: ["TextLayout"]),
         .testTarget(name: "LabLocalTests", dependencies: ["LabLocal", "SSH", "TestSupport"]),
         .testTarget(name: "LabVerifyTests", dependencies: ["LabVerify", "TestSupport"]),
-        .testTarget(name: "LabctlTests", dependencies: ["labctl", "LabEngine", "TestSupport"]),
+        .testTarget(name: "LabctlTests", dependencies: ["labctl", "LabEngine", "SSH", "TestSupport"]),
     ]
 )

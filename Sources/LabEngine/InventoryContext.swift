@@ -2,44 +2,30 @@ import Foundation
 import LabSpec
 import SSH
 
-extension TemplateValue {
-    init(_ json: JSONValue) {
-        switch json {
-        case .null: self = .string("")
-        case .bool(let b): self = .bool(b)
-        case .integer(let i): self = .int(i)
-        case .double(let d): self = .double(d)
-        case .string(let s): self = .string(s)
-        case .array(let a): self = .list(a.map(TemplateValue.init))
-        case .object(let o): self = .map(o.mapValues(TemplateValue.init))
-        }
-    }
-}
-
 /// The inventory as template values. Names are snake_case like the inventory file's keys.
 /// Choices (app source, node install, balancing method) are also given as booleans, because
 /// Mustache can test a boolean but cannot compare strings.
 public enum InventoryContext {
-    public static func globals(_ inventory: Inventory) -> [String: TemplateValue] {
-        var root: [String: TemplateValue] = [
+    public static func globals(_ inventory: Inventory) -> [String: JSONValue] {
+        var root: [String: JSONValue] = [
             "name": .string(inventory.name),
             "domain": .string(inventory.domain ?? ""),
         ]
         let nginx = inventory.nginx
-        root["nginx"] = .map([
+        root["nginx"] = .object([
             "directory": .string(nginx.directory), "conf_name": .string(nginx.confName),
             "directory_path": .string(nginx.directoryPath), "conf_path": .string(nginx.confPath),
-            "method": .string(nginx.method.rawValue), "listen_port": .int(nginx.listenPort),
+            "method": .string(nginx.method.rawValue), "listen_port": .integer(nginx.listenPort),
             "round_robin": .bool(nginx.method == .roundRobin), "least_conn": .bool(nginx.method == .leastConn),
             "ip_hash": .bool(nginx.method == .ipHash),
         ])
         if let app = inventory.app {
-            var source: [String: TemplateValue] = ["kind": .string("git"), "url": .string(""), "ref": .string(""), "path": .string("")]
+            var source: [String: JSONValue] = ["kind": .string("git"), "url": .string(""), "ref": .string(""), "path": .string("")]
             switch app.source {
             case .git(let url, let ref): source = ["kind": .string("git"), "url": .string(url), "ref": .string(ref), "path": .string("")]
             case .path(let path): source = ["kind": .string("path"), "url": .string(""), "ref": .string(""), "path": .string(path)]
             }
-            var node: [String: TemplateValue] = [
+            var node: [String: JSONValue] = [
                 "install": .string(app.node.method), "apt": .bool(app.node == .apt), "version": .string(""),
                 "nvm_version": .string(""), "url": .string(""), "sha256": .string(""),
                 "mirror": .string(app.nodeMirror), "nvm_repo": .string(app.nvmRepository),
@@ -53,9 +39,9 @@ public enum InventoryContext {
                 node["nvm"] = .bool(false); node["tarball"] = .bool(true)
                 node["url"] = .string(url); node["sha256"] = .string(sha256); node["version"] = .string(version ?? "")
             }
-            root["app"] = .map([
-                "name": .string(app.name), "port": .int(app.port), "directory": .string(app.directory),
-                "user": .string(app.user), "source": .map(source), "node": .map(node), "npm_registry": .string(app.npmRegistry),
+            root["app"] = .object([
+                "name": .string(app.name), "port": .integer(app.port), "directory": .string(app.directory),
+                "user": .string(app.user), "source": .object(source), "node": .object(node), "npm_registry": .string(app.npmRegistry),
                 "from_git": .bool(source["kind"] == .string("git")), "from_path": .bool(source["kind"] == .string("path")),
             ])
         }
@@ -65,12 +51,12 @@ public enum InventoryContext {
     }
 
     public static func hostFacts(_ host: InventoryHost) -> HostFacts {
-        var facts = HostFacts(name: host.name, address: host.address, roles: host.roles, vars: host.vars.mapValues(TemplateValue.init))
+        var facts = HostFacts(name: host.name, address: host.address, roles: host.roles, vars: host.vars)
         facts.extra = [
-            "port": .int(host.port), "user": .string(host.user),
-            "upstream": .map([
-                "weight": .int(host.upstream.weight), "backup": .bool(host.upstream.backup),
-                "max_fails": .int(host.upstream.maxFails), "fail_timeout": .string(host.upstream.failTimeout),
+            "port": .integer(host.port), "user": .string(host.user),
+            "upstream": .object([
+                "weight": .integer(host.upstream.weight), "backup": .bool(host.upstream.backup),
+                "max_fails": .integer(host.upstream.maxFails), "fail_timeout": .string(host.upstream.failTimeout),
             ]),
         ]
         return facts
@@ -84,9 +70,7 @@ public enum InventoryContext {
         if let key = host.keyPath { credentials.append(.keyFile(path: key, passphrase: secrets.keyPassphrase)) }
         if host.agent { credentials.append(.agent(socketPath: host.fromSSHConfig.agentSocket)) }
         if let password = secrets.loginPassword { credentials.append(.password(password)) }
-        let checking = host.fromSSHConfig.hostKeyChecking ?? inventory.ssh.hostKeyChecking
-        var policy: HostKeyPolicy = checking == .acceptNew ? .acceptNew : .strict
-        if let override = secrets.hostKeyPolicy { policy = override }
+        let policy = secrets.hostKeyPolicy ?? host.fromSSHConfig.hostKeyChecking ?? inventory.ssh.hostKeyChecking
         var options = SSHOptions(
             endpoint: SSHEndpoint(host: host.address, port: host.port, user: host.user),
             credentials: credentials,

@@ -2,20 +2,6 @@ import Foundation
 import LabSpec
 import SSH
 
-/// An open session to one host. `SSHClient` is the real one; tests may run a local shell.
-public protocol HostSession: Sendable {
-    func run(_ command: RemoteCommand, onLine: (@Sendable (OutputLine) -> Void)?) async throws(SSHError) -> CommandResult
-    func close() async
-    /// The host key recorded in known_hosts when this session connected (accept-new), if any.
-    var recordedHostKey: String? { get }
-}
-
-extension HostSession {
-    public var recordedHostKey: String? { nil }
-}
-
-extension SSHClient: HostSession {}
-
 /// A host ready to run on: how to reach it and what its templates see.
 public struct RunTarget: Sendable {
     public var facts: HostFacts
@@ -104,7 +90,8 @@ public enum RunEvent: Sendable {
 /// Runs a playbook on every host at once: one SSH session per host, hosts in parallel
 /// (up to `forks`), steps in order on each host.
 ///
-/// Round trips are the cost that matters (see design.md §2), so each host gets: one command
+/// Round trips are the cost that matters (a command on an open session costs milliseconds, a
+/// login shell whose rc file does work adds ~100 ms to each), so each host gets: one command
 /// that probes every step's facts; then, for each step whose plan is not empty, one command
 /// that applies it *and* re-probes the steps after it (an earlier change can change what a
 /// later step finds: a package that installs a config file, say). A run with nothing to do is
@@ -147,11 +134,11 @@ public struct PlaybookRunner: Sendable {
         var issues = validator.validate(playbook)
         let known = Set(targets.map(\.name) + targets.flatMap(\.facts.roles) + ["all"])
         for name in options.limit ?? [] where !known.contains(name) {
-            let hint = PlaybookSuggestion.hint(for: name, in: known.sorted())
+            let hint = Suggestion.hint(for: name, in: known.sorted())
             issues.append(PlaybookIssue("--limit names '\(name)', which is neither a host nor a role of the inventory\(hint)", at: SourceLocation(file: playbook.file, line: 1, column: 1)))
         }
         if let startAt = options.startAt, !playbook.steps.contains(where: { $0.name == startAt }) {
-            let hint = PlaybookSuggestion.hint(for: startAt, in: playbook.steps.map(\.name))
+            let hint = Suggestion.hint(for: startAt, in: playbook.steps.map(\.name))
             issues.append(PlaybookIssue("--start-at names '\(startAt)', which is not a step of the playbook\(hint)", at: SourceLocation(file: playbook.file, line: 1, column: 1)))
         }
         return issues
@@ -216,13 +203,6 @@ public struct PlaybookRunner: Sendable {
             playbook: playbook.file, check: options.check, startedAt: started,
             seconds: (ContinuousClock.now - clock).seconds, hosts: ordered,
             interrupted: Task.isCancelled || ordered.contains { $0.status == .cancelled })
-    }
-}
-
-extension Duration {
-    var seconds: Double {
-        let (s, atto) = components
-        return Double(s) + Double(atto) / 1e18
     }
 }
 

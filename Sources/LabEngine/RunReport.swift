@@ -1,4 +1,5 @@
 import Foundation
+import TextLayout
 import LabSpec
 
 public enum StepStatus: String, Sendable, Codable, Hashable {
@@ -185,15 +186,10 @@ public enum Recap {
                 host.status == .ok ? "ok" : host.status.rawValue + (host.error.map { ": " + $0.split(separator: "\n").joined(separator: " | ") } ?? ""),
             ])
         }
-        let widths = (0..<5).map { column in rows.map { $0[column].count }.max() ?? 0 }
         var text = report.check ? "RECAP (check mode: nothing was changed)" : "RECAP"
         text += report.interrupted ? " (interrupted before every host finished)\n" : "\n"
-        for row in rows {
-            let cells = (0..<5).map { column in
-                column == 0 ? row[column].padding(toLength: widths[column], withPad: " ", startingAt: 0)
-                    : String(repeating: " ", count: widths[column] - row[column].count) + row[column]
-            }
-            text += cells.joined(separator: "  ") + "  " + row[5] + "\n"
+        for line in TextTable(rows, alignments: [.left, .right, .right, .right, .right]).lines() {
+            text += line + "\n"
         }
         // What a reader must not miss after a cut run: changes that may be on the host, and
         // the reloads and restarts still owed to them.

@@ -6,11 +6,11 @@ public struct HostFacts: Sendable, Hashable {
     public var name: String
     public var address: String
     public var roles: [String]
-    public var vars: [String: TemplateValue]
+    public var vars: [String: JSONValue]
     /// More fields of the host's template value (port, user, upstream ...).
-    public var extra: [String: TemplateValue]
+    public var extra: [String: JSONValue]
 
-    public init(name: String, address: String, roles: [String], vars: [String: TemplateValue] = [:], extra: [String: TemplateValue] = [:]) {
+    public init(name: String, address: String, roles: [String], vars: [String: JSONValue] = [:], extra: [String: JSONValue] = [:]) {
         self.name = name
         self.address = address
         self.roles = roles
@@ -18,12 +18,12 @@ public struct HostFacts: Sendable, Hashable {
         self.extra = extra
     }
 
-    var templateValue: TemplateValue {
-        .map(extra.merging([
+    var templateValue: JSONValue {
+        .object(extra.merging([
             "name": .string(name), "address": .string(address),
             // For `address:port` in URLs and nginx's server lines (IPv6 in brackets).
             "url_address": .string(ValueForm.hostInURL(address)),
-            "roles": .list(roles.map(TemplateValue.string)), "vars": .map(vars),
+            "roles": .array(roles.map(JSONValue.string)), "vars": .object(vars),
         ]) { $1 })
     }
 }
@@ -32,16 +32,16 @@ extension TemplateContext {
     /// The context of one host: `host` (name, address, roles, vars), `vars` (the same vars at
     /// the top), `hosts` (every host), `roles.<role>` (the hosts of each role, in inventory
     /// order) and whatever `globals` holds (domain, app, nginx ...).
-    public static func forHost(_ host: HostFacts, allHosts: [HostFacts], globals: [String: TemplateValue]) -> TemplateContext {
-        var roles: [String: [TemplateValue]] = [:]
+    public static func forHost(_ host: HostFacts, allHosts: [HostFacts], globals: [String: JSONValue]) -> TemplateContext {
+        var roles: [String: [JSONValue]] = [:]
         for other in allHosts {
             for role in other.roles { roles[role, default: []].append(other.templateValue) }
         }
         var root = globals
         root["host"] = host.templateValue
-        root["vars"] = .map(host.vars)
-        root["hosts"] = .list(allHosts.map(\.templateValue))
-        root["roles"] = .map(roles.mapValues(TemplateValue.list))
+        root["vars"] = .object(host.vars)
+        root["hosts"] = .array(allHosts.map(\.templateValue))
+        root["roles"] = .object(roles.mapValues(JSONValue.array))
         return TemplateContext(root)
     }
 }
@@ -257,7 +257,7 @@ public struct PlaybookValidator: Sendable {
         let names = Set(hosts.map(\.name))
         for step in playbook.steps {
             for target in step.hosts where target.value != "all" && !roles.contains(target.value) && !names.contains(target.value) {
-                let hint = PlaybookSuggestion.hint(for: target.value, in: roles.sorted() + names.sorted())
+                let hint = Suggestion.hint(for: target.value, in: roles.sorted() + names.sorted())
                 issues.append(PlaybookIssue(
                     "hosts names '\(target.value)', which is neither a role nor a host in the inventory\(hint) (roles: \(roles.sorted().joined(separator: ", ")))",
                     at: target.location))
@@ -275,7 +275,7 @@ public struct PlaybookValidator: Sendable {
         for rollout in Self.rollouts(of: playbook) {
             guard let rotation = rollout.rotation else { continue }
             for target in rotation.via where target.value != "all" && !roles.contains(target.value) && !names.contains(target.value) {
-                let hint = PlaybookSuggestion.hint(for: target.value, in: roles.sorted() + names.sorted())
+                let hint = Suggestion.hint(for: target.value, in: roles.sorted() + names.sorted())
                 issues.append(PlaybookIssue(
                     "'via' of the rotation names '\(target.value)', which is neither a role nor a host in the inventory\(hint) (roles: \(roles.sorted().joined(separator: ", ")))",
                     at: target.location))
@@ -302,7 +302,7 @@ public struct PlaybookValidator: Sendable {
                 guard let context = contexts[host.name] else { continue }
                 if let when = step.when {
                     if context.value(at: when.value.variable) == nil {
-                        let hint = PlaybookSuggestion.hint(for: when.value.variable, in: context.knownNames)
+                        let hint = Suggestion.hint(for: when.value.variable, in: context.knownNames)
                         add(PlaybookIssue("'when' names the variable '\(when.value.variable)', which does not exist\(hint)", at: when.location), host.name)
                         continue
                     }

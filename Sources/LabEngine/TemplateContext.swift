@@ -2,54 +2,51 @@ import Foundation
 import LabSpec
 import Mustache
 
-/// A value templates can use: what inventory.json can hold.
-public indirect enum TemplateValue: Sendable, Hashable, Codable {
-    case string(String)
-    case int(Int)
-    case double(Double)
-    case bool(Bool)
-    case list([TemplateValue])
-    case map([String: TemplateValue])
-
+/// Templates read the inventory's own JSON values (LabSpec's `JSONValue`); a JSON null is
+/// an empty, false value to them.
+extension JSONValue {
     /// What swift-mustache walks: plain Swift values, dictionaries for maps (they conform to
     /// `MustacheParent`), arrays for lists.
     var mustacheObject: Any {
         switch self {
+        case .null: return ""
         case .string(let s): return s
-        case .int(let i): return i
+        case .integer(let i): return i
         case .double(let d): return d
         case .bool(let b): return b
-        case .list(let l): return l.map(\.mustacheObject)
-        case .map(let m): return m.mapValues(\.mustacheObject)
+        case .array(let l): return l.map(\.mustacheObject)
+        case .object(let m): return m.mapValues(\.mustacheObject)
         }
     }
 
     /// Text for `when:` comparisons.
     public var text: String {
         switch self {
+        case .null: return ""
         case .string(let s): return s
-        case .int(let i): return String(i)
+        case .integer(let i): return String(i)
         case .double(let d): return String(d)
         case .bool(let b): return b ? "true" : "false"
-        case .list(let l): return l.map(\.text).joined(separator: ",")
-        case .map: return ""
+        case .array(let l): return l.map(\.text).joined(separator: ",")
+        case .object: return ""
         }
     }
 
     /// Mustache's idea of truth: false, "", 0 and empty lists are false.
     public var isTruthy: Bool {
         switch self {
+        case .null: return false
         case .string(let s): return !s.isEmpty && s != "false"
-        case .int(let i): return i != 0
+        case .integer(let i): return i != 0
         case .double(let d): return d != 0
         case .bool(let b): return b
-        case .list(let l): return !l.isEmpty
-        case .map: return true
+        case .array(let l): return !l.isEmpty
+        case .object: return true
         }
     }
 
-    public subscript(key: String) -> TemplateValue? {
-        if case .map(let m) = self { return m[key] }
+    public subscript(key: String) -> JSONValue? {
+        if case .object(let m) = self { return m[key] }
         return nil
     }
 }
@@ -116,15 +113,15 @@ public struct TemplateError: Error, Sendable, Hashable, CustomStringConvertible 
 /// (the context stack of enclosing sections, dotted names); anything unresolved is reported
 /// with its line and column, and rendering only happens when nothing is missing.
 public struct TemplateContext: Sendable, Hashable {
-    public var root: [String: TemplateValue]
+    public var root: [String: JSONValue]
 
-    public init(_ root: [String: TemplateValue]) {
+    public init(_ root: [String: JSONValue]) {
         self.root = root
     }
 
     /// The value at a dotted path (`app.port`), or nil.
-    public func value(at path: String) -> TemplateValue? {
-        var current: TemplateValue = .map(root)
+    public func value(at path: String) -> JSONValue? {
+        var current: JSONValue = .object(root)
         for part in path.split(separator: ".") {
             guard let next = current[String(part)] else { return nil }
             current = next
@@ -135,8 +132,8 @@ public struct TemplateContext: Sendable, Hashable {
     /// Every dotted name the context defines, for "did you mean" hints.
     var knownNames: [String] {
         var names: [String] = []
-        func walk(_ value: TemplateValue, _ prefix: String) {
-            if case .map(let m) = value {
+        func walk(_ value: JSONValue, _ prefix: String) {
+            if case .object(let m) = value {
                 for (key, child) in m {
                     let name = prefix.isEmpty ? key : "\(prefix).\(key)"
                     names.append(name)
@@ -144,7 +141,7 @@ public struct TemplateContext: Sendable, Hashable {
                 }
             }
         }
-        walk(.map(root), "")
+        walk(.object(root), "")
         return names
     }
 
@@ -186,7 +183,7 @@ public struct TemplateContext: Sendable, Hashable {
         let prefixed = (firstLineBlank ? pragma + "\n" : pragma) + text
         do {
             let template = try MustacheTemplate(string: prefixed)
-            return template.render(TemplateValue.map(root).mustacheObject)
+            return template.render(JSONValue.object(root).mustacheObject)
         } catch let error as MustacheTemplate.ParserError {
             let line = error.context.lineNumber - (firstLineBlank ? 1 : 0)
             let location = Self.offset(origin, line: max(1, line), column: error.context.columnNumber)
@@ -203,7 +200,7 @@ public struct TemplateContext: Sendable, Hashable {
         var issues = scan.issues.map {
             TemplateIssue(message: $0.message, location: Self.offset(origin, line: $0.line, column: $0.column))
         }
-        func visit(_ nodes: [MustacheScanner.Node], stack: [TemplateValue]) {
+        func visit(_ nodes: [MustacheScanner.Node], stack: [JSONValue]) {
             for node in nodes {
                 switch node {
                 case .variable(let name, let line, let column):
@@ -220,10 +217,10 @@ public struct TemplateContext: Sendable, Hashable {
                         continue
                     }
                     switch value {
-                    case .list(let elements):
+                    case .array(let elements):
                         // Each element is checked: hosts of a role may differ in their fields.
                         for element in elements { visit(children, stack: stack + [element]) }
-                    case .map:
+                    case .object:
                         visit(children, stack: stack + [value])
                     default:
                         visit(children, stack: stack)
@@ -231,18 +228,18 @@ public struct TemplateContext: Sendable, Hashable {
                 }
             }
         }
-        visit(scan.nodes, stack: [.map(root)])
+        visit(scan.nodes, stack: [.object(root)])
         // One report per name and place, even when a section repeats it for every element.
         var seen: Set<TemplateIssue> = []
         return issues.filter { seen.insert($0).inserted }
     }
 
     private func missing(
-        _ name: String, _ line: Int, _ column: Int, origin: SourceLocation, stack: [TemplateValue]
+        _ name: String, _ line: Int, _ column: Int, origin: SourceLocation, stack: [JSONValue]
     ) -> TemplateIssue {
         var candidates = knownNames  // only computed for a missing name
-        for case .map(let m) in stack.dropFirst() { candidates += m.keys }
-        let hint = PlaybookSuggestion.hint(for: name, in: candidates)
+        for case .object(let m) in stack.dropFirst() { candidates += m.keys }
+        let hint = Suggestion.hint(for: name, in: candidates)
         return TemplateIssue(
             message: "template variable '\(name)' does not exist\(hint)",
             location: Self.offset(origin, line: line, column: column))
@@ -250,7 +247,7 @@ public struct TemplateContext: Sendable, Hashable {
 
     /// Mustache's lookup: the first name is searched from the innermost section outwards,
     /// the rest of a dotted name is followed from there.
-    func resolve(_ name: String, in stack: [TemplateValue]) -> TemplateValue? {
+    func resolve(_ name: String, in stack: [JSONValue]) -> JSONValue? {
         if name == "." { return stack.last }
         let parts = name.split(separator: ".").map(String.init)
         guard let first = parts.first else { return nil }
@@ -325,7 +322,7 @@ enum MustacheScanner {
             }
             if transforms.contains(where: \.isEmpty) { transforms = [] }
             for transform in transforms where !MustacheScanner.transforms.contains(transform) {
-                let hint = PlaybookSuggestion.hint(for: transform, in: MustacheScanner.transforms)
+                let hint = Suggestion.hint(for: transform, in: MustacheScanner.transforms)
                 problems.append(Problem(
                     message: "'\(transform)' is not a template transform\(hint); known transforms: \(MustacheScanner.transforms.joined(separator: ", "))",
                     line: line, column: column))

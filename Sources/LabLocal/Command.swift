@@ -1,4 +1,5 @@
 import Foundation
+import SSH
 import Subprocess
 
 #if canImport(System)
@@ -108,17 +109,8 @@ enum Command {
     }
 
     static func commandLine(_ executable: String, _ arguments: [String]) -> String {
-        ([executable] + arguments).map(shellQuoted).joined(separator: " ")
+        ([executable] + arguments).map(ShellQuoting.quote).joined(separator: " ")
     }
-}
-
-/// Quotes a word for sh when it needs it.
-func shellQuoted(_ word: String) -> String {
-    let safe = word.unicodeScalars.allSatisfy {
-        ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || "-_./=:@,+%".unicodeScalars.contains($0)
-    }
-    if safe && !word.isEmpty { return word }
-    return "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'"
 }
 
 /// The parts of a subprocess result the lab uses, taken out of the generic result type.

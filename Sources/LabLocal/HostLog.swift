@@ -49,7 +49,7 @@ public struct LabStatusReport: Sendable, Codable, Hashable {
             Host(
                 name: host.name, state: host.running ? "running" : "stopped", address: host.address, user: host.user,
                 pid: host.pid, memoryBytes: host.memoryBytes,
-                uptimeSeconds: host.uptime.map { Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18 })
+                uptimeSeconds: host.uptime.map(\.seconds))
         }
         self.log = log
     }

@@ -255,7 +255,7 @@ enum Machine {
         while ContinuousClock.now < deadline {
             var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
             let left = deadline - ContinuousClock.now
-            let ms = Int32(max(1, left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000))
+            let ms = max(1, left.pollMilliseconds)
             guard poll(&pfd, 1, ms) > 0 else { return false }
             if pfd.revents & Int16(POLLERR | POLLHUP) != 0 && pfd.revents & Int16(POLLIN) == 0 { return false }
             var buffer = [UInt8](repeating: 0, count: 256)

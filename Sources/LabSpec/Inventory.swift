@@ -1,4 +1,5 @@
 import Foundation
+import SSH
 
 /// The lab as `inventory.json` describes it: its machines and how to reach them, the domain,
 /// the app, nginx and the local lab's network. Built by `InventoryLoader`, which checks every
@@ -48,17 +49,10 @@ public struct Inventory: Sendable, Hashable {
 
     // MARK: - SSH
 
-    public enum HostKeyChecking: String, Sendable, Hashable, CaseIterable {
-        /// Only hosts already in known_hosts with the same key are accepted.
-        case strict
-        /// An unknown host's key is added to known_hosts; a changed key is still refused.
-        case acceptNew = "accept-new"
-    }
-
     public struct SSHSettings: Sendable, Hashable {
         /// Absolute path of the OpenSSH known_hosts file.
         public var knownHostsPath: String
-        public var hostKeyChecking: HostKeyChecking
+        public var hostKeyChecking: HostKeyPolicy
         public var connectTimeout: Duration
         /// The OpenSSH client config read for each host (`ssh.config`); nil for `"none"`.
         public var configPath: String?
@@ -76,7 +70,7 @@ public struct Inventory: Sendable, Hashable {
 
         public init(
             knownHostsPath: String = SSHSettings.defaultKnownHostsPath,
-            hostKeyChecking: HostKeyChecking = .strict,
+            hostKeyChecking: HostKeyPolicy = .strict,
             connectTimeout: Duration = .seconds(10),
             configPath: String? = nil,
             given: Given = .all
@@ -301,7 +295,7 @@ public struct InventoryHost: Sendable, Hashable, Identifiable {
 
     public struct FromSSHConfig: Sendable, Hashable {
         public var knownHostsPath: String?
-        public var hostKeyChecking: Inventory.HostKeyChecking?
+        public var hostKeyChecking: HostKeyPolicy?
         public var connectTimeout: Duration?
         /// The ssh-agent socket (IdentityAgent) when not `SSH_AUTH_SOCK`.
         public var agentSocket: String?

@@ -1,4 +1,5 @@
 import Foundation
+import SSH
 
 /// Turns the parsed JSON into an `Inventory`, checking each field and applying defaults. The
 /// field lists here are the format: docs/inventory.md describes the same fields.
@@ -99,8 +100,8 @@ struct InventoryBuilder {
         if let path = checker.string(object, "known_hosts", expected: "a path to an OpenSSH known_hosts file") {
             settings.knownHostsPath = InventoryPaths.resolve(path, against: base)
         }
-        if let mode = checker.choice(object, "host_key_checking", among: Inventory.HostKeyChecking.allCases.map(\.rawValue)) {
-            settings.hostKeyChecking = Inventory.HostKeyChecking(rawValue: mode)!
+        if let mode = checker.choice(object, "host_key_checking", among: HostKeyPolicy.allCases.map(\.rawValue)) {
+            settings.hostKeyChecking = HostKeyPolicy(rawValue: mode)!
         }
         if let seconds = checker.integer(object, "connect_timeout", in: 1...600) {
             settings.connectTimeout = .seconds(seconds)

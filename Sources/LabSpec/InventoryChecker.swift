@@ -36,7 +36,7 @@ final class InventoryChecker {
         }
         for key in values.keys.sorted() where !keys.contains(key) {
             let fieldPath = path.isEmpty ? key : "\(path).\(key)"
-            if let hint = InventorySyntax.suggestion(for: key, among: keys) {
+            if let hint = Suggestion.closest(to: key, in: keys) {
                 report(fieldPath, "unknown field; did you mean '\(hint)'?")
             } else {
                 report(fieldPath, "unknown field; expected one of: \(keys.joined(separator: ", "))")
@@ -94,7 +94,7 @@ final class InventoryChecker {
         guard let value = parent[key] else { return nil }
         if case .string(let text) = value, choices.contains(text) { return text }
         var message = "expected one of \(choices.joined(separator: ", ")), got \(value.shortDescription)"
-        if case .string(let text) = value, let hint = InventorySyntax.suggestion(for: text, among: choices) {
+        if case .string(let text) = value, let hint = Suggestion.closest(to: text, in: choices) {
             message += "; did you mean '\(hint)'?"
         }
         report(parent.path(key), message)

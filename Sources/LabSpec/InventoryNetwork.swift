@@ -151,16 +151,4 @@ enum InventorySyntax {
             ("0"..."9").contains($0) || ("a"..."f").contains($0) || ("A"..."F").contains($0)
         }
     }
-
-    /// The known name an unknown one most likely meant, if any is close enough: the same name
-    /// in another spelling (`knownHosts`, `Known-Hosts`), or within a few edits.
-    static func suggestion(for unknown: String, among known: [String]) -> String? {
-        func folded(_ s: String) -> String { s.lowercased().filter { $0 != "_" && $0 != "-" } }
-        if let same = known.first(where: { folded($0) == folded(unknown) }) { return same }
-        let limit = max(1, min(3, unknown.count / 3))
-        let ranked = known.map { ($0, EditDistance.between(unknown.lowercased(), $0)) }
-            .filter { $0.1 <= limit }
-            .sorted { $0.1 < $1.1 }
-        return ranked.first?.0
-    }
 }

@@ -32,23 +32,3 @@ public struct PlaybookError: Error, Sendable, CustomStringConvertible {
         return "\(head) in the playbook:\n" + issues.map { "  \($0)" }.joined(separator: "\n")
     }
 }
-
-/// "did you mean" support for playbooks.
-public enum PlaybookSuggestion {
-    /// The candidate closest to `word`, if it is close enough to be a plausible typo.
-    public static func closest(to word: String, in candidates: some Sequence<String>) -> String? {
-        var best: (String, Int)?
-        for candidate in candidates {
-            let distance = EditDistance.between(word.lowercased(), candidate.lowercased())
-            if best == nil || distance < best!.1 { best = (candidate, distance) }
-        }
-        guard let (candidate, distance) = best else { return nil }
-        let allowed = max(1, min(3, candidate.count / 3))
-        return distance <= allowed ? candidate : nil
-    }
-
-    /// "; did you mean 'x'?" or "".
-    public static func hint(for word: String, in candidates: some Sequence<String>) -> String {
-        closest(to: word, in: candidates).map { "; did you mean '\($0)'?" } ?? ""
-    }
-}

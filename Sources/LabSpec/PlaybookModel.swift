@@ -197,7 +197,8 @@ public struct BlockArguments: Sendable, Hashable {
     public var block: TemplateArgument
     /// With `{mark}` replaced by BEGIN and END.
     public var marker: TemplateArgument
-    /// A regular expression: a new block goes after the first matching line (e.g. `^\s*http\s*\{`).
+    /// A regular expression: a new block goes after the last matching line, as Ansible's
+    /// blockinfile does (e.g. `^\s*http\s*\{`); `insertBefore` before the last matching line.
     public var insertAfter: Located<String>?
     public var insertBefore: Located<String>?
     public var validate: TemplateArgument?

@@ -223,7 +223,7 @@ private struct IssueCollector {
                 case "become": become = bool(value, what: "'become'") ?? false
                 default:
                     let name = key.string ?? ""
-                    report("unknown key '\(name)' at the top of the playbook\(PlaybookSuggestion.hint(for: name, in: ["steps", "handlers", "become"])); expected 'steps', 'handlers' or 'become'", at: key)
+                    report("unknown key '\(name)' at the top of the playbook\(Suggestion.hint(for: name, in: ["steps", "handlers", "become"])); expected 'steps', 'handlers' or 'become'", at: key)
                 }
             }
             if stepsNode == nil { report("the playbook has no 'steps:' list", at: root) }
@@ -254,7 +254,7 @@ private struct IssueCollector {
         }
         for step in steps {
             for target in step.notify where !handlerNames.contains(target.value) {
-                let hint = PlaybookSuggestion.hint(for: target.value, in: handlerNames.sorted())
+                let hint = Suggestion.hint(for: target.value, in: handlerNames.sorted())
                 let known = handlerNames.isEmpty ? "the playbook has no handlers" : "handlers: \(handlerNames.sorted().joined(separator: ", "))"
                 issues.append(PlaybookIssue("notify names '\(target.value)', which is not a handler\(hint) (\(known))", at: target.location))
             }
@@ -285,7 +285,7 @@ private struct IssueCollector {
         let before = issues.count
         for (key, _) in mapping where !PlaybookParser.groupKeys.contains(key.string ?? "") {
             let name = key.string ?? ""
-            let hint = PlaybookSuggestion.hint(for: name, in: PlaybookParser.groupKeys)
+            let hint = Suggestion.hint(for: name, in: PlaybookParser.groupKeys)
             report("unknown key '\(name)' in a rolling group\(hint); a group takes \(PlaybookParser.groupKeys.joined(separator: ", ")) (its steps say what to do)", at: key)
         }
         let name = mapping["name"].flatMap { string($0, what: "the group's 'name'") }
@@ -345,7 +345,7 @@ private struct IssueCollector {
         }
         for (key, _) in mapping where !PlaybookParser.rotationKeys.contains(key.string ?? "") {
             let name = key.string ?? ""
-            report("unknown key '\(name)' in 'rotation'\(PlaybookSuggestion.hint(for: name, in: PlaybookParser.rotationKeys)); it takes \(PlaybookParser.rotationKeys.joined(separator: ", "))", at: key)
+            report("unknown key '\(name)' in 'rotation'\(Suggestion.hint(for: name, in: PlaybookParser.rotationKeys)); it takes \(PlaybookParser.rotationKeys.joined(separator: ", "))", at: key)
         }
         func command(_ key: String) -> TemplateArgument? {
             guard let value = mapping[key] else { return nil }
@@ -394,7 +394,7 @@ private struct IssueCollector {
                     typeEntries.append((key, value))
                 } else {
                     let candidates = PlaybookParser.stepTypes.keys.sorted() + PlaybookParser.stepKeys
-                    let hint = PlaybookSuggestion.hint(for: keyName, in: candidates)
+                    let hint = Suggestion.hint(for: keyName, in: candidates)
                     report("unknown step type '\(keyName)'\(hint) (step types: \(PlaybookParser.stepTypes.keys.sorted().joined(separator: ", ")))", at: key)
                 }
             }
@@ -532,7 +532,7 @@ private struct IssueCollector {
         let before = issues.count
         let allowed = PlaybookParser.stepTypes[typeName]!
         for (name, (key, _)) in args.values.sorted(by: { $0.key < $1.key }) where !allowed.contains(name) {
-            report("unknown argument '\(name)' for \(typeName)\(PlaybookSuggestion.hint(for: name, in: allowed)) (arguments: \(allowed.joined(separator: ", ")))", at: key)
+            report("unknown argument '\(name)' for \(typeName)\(Suggestion.hint(for: name, in: allowed)) (arguments: \(allowed.joined(separator: ", ")))", at: key)
         }
         let action: StepAction?
         switch typeName {
@@ -591,7 +591,7 @@ private struct IssueCollector {
         let allowed = E.allCases.map(\.rawValue)
         if case .scalar(let scalar) = value, let parsed = E(rawValue: scalar.string) { return parsed }
         let got = kindName(value)
-        report("'\(name)' of \(args.typeName) must be one of \(allowed.joined(separator: ", ")); got \(got)\(PlaybookSuggestion.hint(for: value.string ?? "", in: allowed))", at: value)
+        report("'\(name)' of \(args.typeName) must be one of \(allowed.joined(separator: ", ")); got \(got)\(Suggestion.hint(for: value.string ?? "", in: allowed))", at: value)
         return nil
     }
 

@@ -135,11 +135,4 @@ struct HTTPProber: Sendable {
     }
 }
 
-extension Duration {
-    var milliseconds: Double {
-        let (seconds, attoseconds) = components
-        return Double(seconds) * 1000 + Double(attoseconds) / 1e15
-    }
 
-    var seconds: Double { milliseconds / 1000 }
-}

@@ -98,25 +98,30 @@ extension HostCommandRunner {
     }
 }
 
-/// One SSH connection per host, opened on first use and kept for the run, with the inventory's
-/// key, known_hosts file and host key policy.
+/// One session per host (SSH's `HostSession`, the one way labctl runs a command on a host),
+/// opened on first use and kept for the run, with the inventory's key, known_hosts file and
+/// host key policy.
 public actor SSHHostCommandRunner: HostCommandRunner {
     private let makeOptions: @Sendable (InventoryHost) -> SSHOptions
     private let become: @Sendable (InventoryHost) -> Become?
-    private var clients: [String: Task<SSHClient, any Error>] = [:]
+    private let connect: @Sendable (SSHOptions) async throws -> any HostSession
+    private var clients: [String: Task<any HostSession, any Error>] = [:]
 
     /// - `options`: how to reach a host; by default from the inventory alone. The CLI passes
     ///   LabEngine's builder so that run-time secrets and overrides (a key's passphrase,
     ///   `--known-hosts`) apply here too.
     /// - `become`: how a privileged command runs on a host; by default passwordless sudo on
     ///   hosts that say `become`, nothing on the others.
+    /// - `connect`: opens a session; SSH by default.
     public init(
         inventory: Inventory,
         options: (@Sendable (InventoryHost) -> SSHOptions)? = nil,
-        become: (@Sendable (InventoryHost) -> Become?)? = nil
+        become: (@Sendable (InventoryHost) -> Become?)? = nil,
+        connect: (@Sendable (SSHOptions) async throws -> any HostSession)? = nil
     ) {
         self.makeOptions = options ?? { InventoryContext.sshOptions($0, inventory) }
         self.become = become ?? { $0.become ? .sudo : nil }
+        self.connect = connect ?? { try await SSHClient.connect($0) }
     }
 
     public func run(_ command: String, on host: InventoryHost, privileged: Bool, timeout: Duration) async throws -> HostCommandOutput {
@@ -135,7 +140,7 @@ public actor SSHHostCommandRunner: HostCommandRunner {
         }
     }
 
-    private func client(for host: InventoryHost) async throws -> SSHClient {
+    private func client(for host: InventoryHost) async throws -> any HostSession {
         if let existing = clients[host.name] {
             do {
                 return try await existing.value
@@ -147,7 +152,8 @@ public actor SSHHostCommandRunner: HostCommandRunner {
             }
         }
         let options = makeOptions(host)
-        let task = Task { () async throws -> SSHClient in try await SSHClient.connect(options) }
+        let connect = connect
+        let task = Task { () async throws -> any HostSession in try await connect(options) }
         clients[host.name] = task
         do {
             return try await task.value

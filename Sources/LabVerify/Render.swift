@@ -1,4 +1,5 @@
 import Foundation
+import TextLayout
 import LabSpec
 
 extension VerifyReport {
@@ -29,16 +30,17 @@ extension VerifyReport {
                 out.append(contentsOf: TextWrap.lines(check.summary, width: width, indent: summaryIndent))
             }
             if let shares = check.distribution, !shares.isEmpty {
-                let serverWidth = shares.map(\.server.count).max() ?? 0
-                for share in shares {
-                    var line = String(repeating: " ", count: detailIndent) + share.server.padding(toLength: serverWidth, withPad: " ", startingAt: 0) + "  "
-                        + String(format: "%4d  %5.1f %%", share.count, share.share * 100)
-                    if let expected = share.expectedShare { line += String(format: "  (expected %.0f %%)", expected * 100) }
-                    if share.backup { line += "  backup" }
-                    if share.stopped { line += "  stopped" }
+                let rows = shares.map { share in
+                    var notes: [String] = []
+                    if let expected = share.expectedShare { notes.append(String(format: "(expected %.0f %%)", expected * 100)) }
+                    if share.backup { notes.append("backup") }
+                    if share.stopped { notes.append("stopped") }
+                    return [share.server, String(format: "%4d", share.count), String(format: "%5.1f %%", share.share * 100), notes.joined(separator: "  ")]
+                }
+                let lines = TextTable(rows, alignments: [.left, .right, .right]).lines(indent: detailIndent)
+                for (line, share) in zip(lines, shares) {
                     let room = max(0, min(30, width - line.count - 2))
-                    if room > 0 { line += "  " + String(repeating: "#", count: Int((share.share * Double(room)).rounded())) }
-                    out.append(line)
+                    out.append(room > 0 ? line + "  " + String(repeating: "#", count: Int((share.share * Double(room)).rounded())) : line)
                 }
             }
             if let latency = check.latency, check.kind == .load || check.kind == .balancing {
@@ -138,31 +140,6 @@ extension VerifyReport {
     }
 
     static func seconds(_ value: Double) -> String { String(format: "%.3f", value) }
-}
-
-/// Text broken into lines between words for a terminal. A word longer than a line stays whole
-/// (a URL or a path is worth more unbroken than cut), so such a line may be longer.
-public enum TextWrap {
-    /// `text` in lines of at most `width` columns, each starting with `indent` spaces; lines
-    /// after the first get `hanging` more.
-    public static func lines(_ text: String, width: Int, indent: Int = 0, hanging: Int = 0) -> [String] {
-        var lines: [String] = []
-        var current = ""
-        var prefix = String(repeating: " ", count: indent)
-        for word in text.split(separator: " ", omittingEmptySubsequences: true) {
-            if current.isEmpty {
-                current = prefix + word
-            } else if current.count + 1 + word.count <= width {
-                current += " " + word
-            } else {
-                lines.append(current)
-                prefix = String(repeating: " ", count: indent + hanging)
-                current = prefix + word
-            }
-        }
-        if !current.isEmpty || lines.isEmpty { lines.append(current.isEmpty ? prefix : current) }
-        return lines
-    }
 }
 
 enum XML {

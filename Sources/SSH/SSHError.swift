@@ -146,8 +146,7 @@ public struct SSHError: Error, Sendable, CustomStringConvertible {
 
 extension Duration {
     var labctlSeconds: String {
-        let (seconds, attoseconds) = components
-        let value = Double(seconds) + Double(attoseconds) / 1e18
+        let value = seconds
         return value == value.rounded() ? "\(Int(value)) s" : String(format: "%.1f s", value)
     }
 }

@@ -2,8 +2,9 @@ import CLibSSH2
 import Foundation
 
 extension Session {
-    /// Reconnects when an earlier call left the session unusable (design.md §3: after a timeout
-    /// half-way through a call, libssh2's state is unknown).
+    /// Reconnects when an earlier call left the session unusable (after a timeout half-way
+    /// through a call, libssh2's state is unknown: its non-blocking calls cannot be resumed
+    /// from another place).
     func reopenIfBroken() throws(SSHError) {
         guard broken || rawSession == nil else { return }
         close()

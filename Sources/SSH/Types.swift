@@ -27,8 +27,10 @@ public enum SSHCredential: Sendable {
 
 /// What to do with a host key that known_hosts does not list. A key that differs from the
 /// listed one, or a revoked key, is refused whatever the policy.
-public enum HostKeyPolicy: String, Sendable, CaseIterable {
+public enum HostKeyPolicy: String, Sendable, Hashable, CaseIterable {
+    /// Only hosts already in known_hosts with the same key are accepted.
     case strict
+    /// An unknown host's key is added to known_hosts; a changed key is still refused.
     case acceptNew = "accept-new"
 }
 

@@ -18,7 +18,7 @@ struct Exec: AsyncParsableCommand {
               labctl exec all -- uptime
               labctl exec app -- systemctl status wayshub --no-pager
               labctl exec proxy --become -- nginx -t
-              labctl exec all --json - -- uptime   each host's status and output as JSON on stdout
+              labctl exec all --json - -- uptime   # each host's output as JSON
             """)
 
     @OptionGroup var inventoryOptions: InventoryOptions
@@ -77,7 +77,7 @@ struct Exec: AsyncParsableCommand {
                 if !become, !result.succeeded, Self.needsRoot(result.stdoutText + result.stderrText) {
                     hint += " (the login user is not root here: add --become to run it as root)"
                 }
-                rows.append([outcome.host, (result.succeeded ? "ok, " : "FAILED, ") + how + ", \(result.duration.milliseconds)" + hint])
+                rows.append([outcome.host, (result.succeeded ? "ok, " : "FAILED, ") + how + ", \(result.duration.millisecondsText)" + hint])
             }
         }
         Terminal.line("")

@@ -55,7 +55,7 @@ extension Labctl {
         let arguments = Array(CommandLine.arguments.dropFirst())
         if let unknown = unknownHelpTopic(arguments) {
             let verbs = configuration.subcommands.map { $0._commandName }.filter { $0 != "help" }
-            let hint = PlaybookSuggestion.closest(to: unknown, in: verbs).map { " (did you mean '\($0)'?)" } ?? ""
+            let hint = Suggestion.closest(to: unknown, in: verbs).map { " (did you mean '\($0)'?)" } ?? ""
             FileHandle.standardError.write(Data("Error: '\(unknown)' is not a labctl verb\(hint); verbs: \(verbs.joined(separator: ", ")). See labctl --help.\n".utf8))
             Glibc.exit(LabctlExit.badInput.rawValue)
         }

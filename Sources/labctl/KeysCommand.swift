@@ -74,7 +74,7 @@ struct Keys: AsyncParsableCommand {
             for result in results {
                 let key = hosts[result.host]?.keyPath ?? ""
                 if let error = result.error {
-                    rows.append([result.host, result.address, "FAILED", inventoryOptions.verbose ? "\(error.summary) (while \(error.operation.rawValue))" : error.summary])
+                    rows.append([result.host, result.address, error.isUnreachable ? "UNREACHABLE" : "FAILED", inventoryOptions.verbose ? "\(error.summary) (while \(error.operation.rawValue))" : error.summary])
                 } else if let problem = result.problem {
                     rows.append([result.host, result.address, "FAILED", problem])
                 } else {
@@ -91,7 +91,7 @@ struct Keys: AsyncParsableCommand {
             }
             Terminal.line(Terminal.table(rows) { row, column, text in
                 guard row > 0, column == 2 else { return row == 0 ? text.bold : text }
-                return text == "FAILED" ? text.red.bold : text.green
+                return ["FAILED", "UNREACHABLE"].contains(text) ? text.red.bold : text.green
             })
             let failed = results.filter { !$0.succeeded }
             if failed.isEmpty {
@@ -102,9 +102,10 @@ struct Keys: AsyncParsableCommand {
                 if case .localFile? = result.error?.kind { return true }
                 return false
             }) { throw LabctlExit.badInput.error }
-            // Not logged in (host key, connection, a refused password) is unreachable; a
-            // login that worked but could not install the key is a failure on the host.
-            let unreachable = failed.contains { $0.error != nil || $0.outcome == nil }
+            // Not logged in (host key, connection, a refused password) is unreachable, by the
+            // one rule ping, exec and playbook runs use; a login that worked but could not
+            // install the key is a failure on the host.
+            let unreachable = failed.contains { $0.error?.isUnreachable == true || ($0.error == nil && $0.problem == nil && $0.outcome == nil) }
             throw (unreachable ? LabctlExit.unreachable : LabctlExit.hostFailed).error
         }
     }

@@ -3,6 +3,7 @@ import Foundation
 import LabEngine
 import LabLocal
 import LabSpec
+import SSH
 
 /// `labctl lab`: the inventory's hosts as systemd-nspawn containers on this machine.
 struct LabCommand: AsyncParsableCommand {
@@ -66,8 +67,7 @@ struct LabCommand: AsyncParsableCommand {
             } catch {
                 throw LabCommand.failure(error)
             }
-            let seconds = Double((ContinuousClock.now - started).components.attoseconds) / 1e18
-                + Double((ContinuousClock.now - started).components.seconds)
+            let seconds = (ContinuousClock.now - started).seconds
             print(String(format: "lab %@ is up (%.1f s); try: labctl lab ssh %@", lab.definition.name, seconds,
                          lab.definition.hosts.first?.name ?? "HOST"))
         }
@@ -153,13 +153,13 @@ struct LabCommand: AsyncParsableCommand {
             }
             line += command
             if print {
-                Swift.print(line.map(LabCommand.shellWord).joined(separator: " "))
+                Swift.print(line.map(ShellQuoting.quote).joined(separator: " "))
                 return
             }
             // ssh to a host that is not running would wait for TCP's own timeout, minutes.
             let status = (try? await lab.status()) ?? []
             if let entry = status.first(where: { $0.name == host }), !entry.running {
-                Terminal.error("\(host) is not running in lab \(lab.definition.name); start the lab with `labctl lab up -i \(LabCommand.shellWord(options.inventory))`")
+                Terminal.error("\(host) is not running in lab \(lab.definition.name); start the lab with `labctl lab up -i \(ShellQuoting.quote(options.inventory))`")
                 throw LabctlExit.localMachine.error
             }
             // Replaces labctl with ssh, so the terminal, signals and exit status are ssh's own.
@@ -178,7 +178,7 @@ struct LabCommand: AsyncParsableCommand {
             let definition = try? labDefinition(from: inventory, nat: false),
             let status = try? await LocalLab(definition: definition).status(), !status.contains(where: \.running)
         else { return nil }
-        let argument = InventoryLoader.isDefaultPath(inventoryPath) ? "" : " -i " + shellWord(inventoryPath)
+        let argument = InventoryLoader.isDefaultPath(inventoryPath) ? "" : " -i " + ShellQuoting.quote(inventoryPath)
         return "the local lab '\(inventory.name)' is not running (not started, or taken down with labctl lab down): start it with `sudo labctl lab up\(argument)`"
     }
 
@@ -205,7 +205,7 @@ struct LabCommand: AsyncParsableCommand {
         guard !outside.isEmpty else { return "\(path) has no hosts, so there is no local lab to run; add hosts in lab.subnet (\(inventory.lab.subnet))" }
         let listed = outside.prefix(3).map { "\($0.name) (\($0.address))" }.joined(separator: ", ") + (outside.count > 3 ? " and \(outside.count - 3) more" : "")
         return "\(path) is not a local lab inventory: \(listed) \(outside.count == 1 ? "is" : "are") outside its lab subnet \(inventory.lab.subnet), "
-            + "so labctl takes its hosts for real machines; reach them with labctl ping/up -i \(shellWord(path)), "
+            + "so labctl takes its hosts for real machines; reach them with labctl ping/up -i \(ShellQuoting.quote(path)), "
             + "or use `labctl lab` with an inventory whose hosts all lie in lab.subnet (like inventory.json)"
     }
 
@@ -268,11 +268,7 @@ struct LabCommand: AsyncParsableCommand {
                 host.uptime.map(formatUptime) ?? "-",
             ])
         }
-        let widths = (0..<rows[0].count).map { column in rows.map { $0[column].count }.max() ?? 0 }
-        return rows.map { row in
-            row.enumerated().map { $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }
-                .joined(separator: "  ").trimmingCharacters(in: .whitespaces)
-        }.joined(separator: "\n")
+        return Terminal.table(rows)
     }
 
     static func formatUptime(_ duration: Duration) -> String {
@@ -280,11 +276,6 @@ struct LabCommand: AsyncParsableCommand {
         if seconds < 60 { return "\(seconds)s" }
         if seconds < 3600 { return "\(seconds / 60)m\(seconds % 60)s" }
         return "\(seconds / 3600)h\(seconds / 60 % 60)m"
-    }
-
-    static func shellWord(_ word: String) -> String {
-        let safe = word.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "-_./=:@,+%".contains($0)) }
-        return safe && !word.isEmpty ? word : "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'"
     }
 
     /// LabError already reads as one sentence: print it alone (without the usage text that

@@ -15,9 +15,9 @@ struct Ping: AsyncParsableCommand {
 
             Examples:
               labctl ping
-              labctl ping app           only the hosts with the role `app`
+              labctl ping app           # only the hosts with the role `app`
               labctl ping -i inventory.vms.example.json --host-key-checking accept-new
-              labctl ping --json -      the result as JSON on stdout (the table on stderr)
+              labctl ping --json -      # JSON on stdout, the table on stderr
             """)
 
     @OptionGroup var inventoryOptions: InventoryOptions
@@ -50,7 +50,7 @@ struct Ping: AsyncParsableCommand {
                 if let sudo = ping.sudoWorks { details += sudo ? ", sudo ok" : ", sudo REFUSED (passwordless sudo is not set up; use -K)" }
                 if let key = ping.recordedHostKey { details += "; its host key was recorded (\(key))" }
                 let total = (ping.connectTime ?? .zero) + (ping.commandTime ?? .zero)
-                rows.append([ping.host, ping.address, ping.succeeded ? "ok" : "FAILED", total.milliseconds, details])
+                rows.append([ping.host, ping.address, ping.succeeded ? "ok" : "FAILED", total.millisecondsText, details])
             }
         }
         Terminal.line(Terminal.table(rows) { row, column, text in

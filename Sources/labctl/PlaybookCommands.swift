@@ -3,6 +3,7 @@ import Foundation
 import LabEngine
 import LabSpec
 import Rainbow
+import SSH
 import Synchronization
 import LabVerify
 
@@ -181,9 +182,9 @@ enum PlaybookInvocation {
         if title == "deploy.yml", !outOfRotation.isEmpty, FileManager.default.fileExists(atPath: folder + "/rollback.yml") {
             var arguments = ""
             if let file = inventory.file?.path, !InventoryLoader.isDefaultPath(file) {
-                arguments += " -i " + LabCommand.shellWord(file)
+                arguments += " -i " + ShellQuoting.quote(file)
             }
-            if options.playbooks != nil { arguments += " --playbooks " + LabCommand.shellWord(folder) }
+            if options.playbooks != nil { arguments += " --playbooks " + ShellQuoting.quote(folder) }
             let servers = outOfRotation.joined(separator: ", ")
             Terminal.line(("\(servers) \(outOfRotation.count == 1 ? "is" : "are") out of rotation and the other servers keep serving: "
                 + "fix what stopped \(outOfRotation.count == 1 ? "it" : "them") (the log lines above) and run `labctl deploy\(arguments)` again, "
@@ -478,7 +479,7 @@ struct UpCommand: AsyncParsableCommand {
         if let domain = inventory.domain, let proxy = inventory.proxyHosts.first {
             var inventoryArgument = ""
             if let file = inventory.file?.path, !InventoryLoader.isDefaultPath(file) {
-                inventoryArgument = " -i " + LabCommand.shellWord(file)
+                inventoryArgument = " -i " + ShellQuoting.quote(file)
             }
             if runOptions.check {
                 Terminal.line("Checked: the runs above say what provision and deploy would change; nothing was changed.".bold)

@@ -1,4 +1,5 @@
 import Foundation
+import TextLayout
 import Rainbow
 import Synchronization
 
@@ -77,22 +78,13 @@ enum Terminal {
         return String(cString: answer)
     }
 
-    /// A table with left-aligned columns; `colour` styles a whole cell after padding.
+    /// A table through the one renderer; `colour` styles a whole cell after padding. On a
+    /// terminal the last column wraps at its width; into a pipe lines stay whole, for grep.
     static func table(_ rows: [[String]], colour: (Int, Int, String) -> String = { _, _, text in text }) -> String {
-        guard let header = rows.first else { return "" }
-        let widths = header.indices.map { column in rows.map { $0.indices.contains(column) ? $0[column].count : 0 }.max() ?? 0 }
-        return rows.enumerated().map { rowIndex, row in
-            row.enumerated().map { column, cell in
-                let padded = column == row.count - 1 ? cell : cell.padding(toLength: widths[column], withPad: " ", startingAt: 0)
-                return colour(rowIndex, column, padded)
-            }.joined(separator: "  ")
-        }.joined(separator: "\n")
+        TextTable(rows).render(width: isatty(humanDescriptor) == 1 ? width : nil, style: colour)
     }
 }
 
 extension Duration {
-    var milliseconds: String {
-        let (seconds, attoseconds) = components
-        return String(format: "%.0f ms", Double(seconds) * 1000 + Double(attoseconds) / 1e15)
-    }
+    var millisecondsText: String { String(format: "%.0f ms", milliseconds) }
 }

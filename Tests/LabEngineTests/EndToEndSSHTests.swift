@@ -23,7 +23,7 @@ import Testing
             RunTarget(
                 facts: $0, ssh: server.options(user: user), become: become,
                 context: .forHost($0, allHosts: facts, globals: [
-                    "domain": .string("wayshub.lab"), "app": .map(["port": .int(3000), "name": .string("wayshub")]),
+                    "domain": .string("wayshub.lab"), "app": .object(["port": .integer(3000), "name": .string("wayshub")]),
                     "origin": .string(scratch.file("origin")), "src": .string(scratch.file("src")),
                 ]),
                 // Each "host" keeps its own pending handlers: they are one machine here.

@@ -6,13 +6,13 @@ import Testing
 @Suite struct TemplateTests {
     let hosts = [
         HostFacts(name: "proxy", address: "198.18.42.10", roles: ["proxy"]),
-        HostFacts(name: "app1", address: "198.18.42.11", roles: ["app"], vars: ["weight": .int(2)]),
+        HostFacts(name: "app1", address: "198.18.42.11", roles: ["app"], vars: ["weight": .integer(2)]),
         HostFacts(name: "app2", address: "198.18.42.12", roles: ["app"]),
     ]
     var context: TemplateContext {
         .forHost(hosts[0], allHosts: hosts, globals: [
             "domain": .string("wayshub.lab"),
-            "app": .map(["port": .int(3000), "name": .string("wayshub"), "from_git": .bool(false)]),
+            "app": .object(["port": .integer(3000), "name": .string("wayshub"), "from_git": .bool(false)]),
         ])
     }
     let origin = SourceLocation(file: "site.yml", line: 10, column: 14)
@@ -101,7 +101,7 @@ import Testing
 
 @Suite struct InventoryTemplateTests {
     /// The repository's own inventory.json, through the spec loader, as templates see it.
-    @Test func theShippedInventoryAsTemplateValues() throws {
+    @Test func theShippedInventoryAsJSONValues() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let inventory = try InventoryLoader.load(path: root.appendingPathComponent("inventory.json").path)
         let targets = InventoryContext.targets(inventory)
@@ -130,7 +130,7 @@ import Testing
 @Suite struct ValidationTests {
     let hosts = [
         HostFacts(name: "proxy", address: "198.18.42.10", roles: ["proxy"]),
-        HostFacts(name: "app1", address: "198.18.42.11", roles: ["app"], vars: ["port": .int(3000)]),
+        HostFacts(name: "app1", address: "198.18.42.11", roles: ["app"], vars: ["port": .integer(3000)]),
         HostFacts(name: "app2", address: "198.18.42.12", roles: ["app"]),
     ]
 

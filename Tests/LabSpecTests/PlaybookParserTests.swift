@@ -211,9 +211,9 @@ import Testing
     }
 
     @Test func suggestions() {
-        #expect(PlaybookSuggestion.closest(to: "pakage", in: ["package", "file"]) == "package")
-        #expect(PlaybookSuggestion.closest(to: "srevice", in: ["service"]) == "service")
-        #expect(PlaybookSuggestion.closest(to: "zzz", in: ["package", "file"]) == nil)
+        #expect(Suggestion.closest(to: "pakage", in: ["package", "file"]) == "package")
+        #expect(Suggestion.closest(to: "srevice", in: ["service"]) == "service")
+        #expect(Suggestion.closest(to: "zzz", in: ["package", "file"]) == nil)
     }
 }
 

@@ -44,17 +44,6 @@ struct DrillPartsTests {
         #expect(status.line(now: start + .seconds(10), width: 80, frame: 0) == nil)
     }
 
-    @Test("wrapping: between words, indented, a word longer than the line kept whole")
-    func wrapping() {
-        let text = "no answer from 198.18.42.11:3000: connection refused; start it with labctl exec app1 --become -- systemctl start wayshub"
-        let lines = TextWrap.lines(text, width: 40, indent: 8, hanging: 2)
-        #expect(lines.allSatisfy { $0.count <= 40 })
-        #expect(lines.first?.hasPrefix("        no answer") == true)
-        #expect(lines.dropFirst().allSatisfy { $0.hasPrefix("          ") && !$0.hasPrefix("           ") })
-        #expect(lines.map { $0.trimmingCharacters(in: .whitespaces) }.joined(separator: " ") == text)
-        #expect(TextWrap.lines("http://a-very-long-url.example/with/a/path", width: 10) == ["http://a-very-long-url.example/with/a/path"])
-    }
-
     @Test("the table at 80 columns: no line wider unless one word is, long summaries under their check")
     func eightyColumns() {
         let long = "no answer from 198.18.42.11:3000: connection refused; wayshub is inactive on app1: start it with labctl exec app1 --become -- systemctl start wayshub (its log: labctl exec app1 --become -- journalctl -u wayshub -n 50 --no-pager)"

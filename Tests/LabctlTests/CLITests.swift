@@ -1,4 +1,5 @@
 import Foundation
+import SSH
 import TestSupport
 import Testing
 
@@ -108,7 +109,7 @@ import Testing
         // labctl's state (the host lock) goes to the test's folder, not this machine's /var/lib/labctl.
         let command = [labctlExecutablePath, "run", "-i", inventoryPath, folder.file("slow.yml"), "--state-dir", folder.file("state")]
         let onTerminal = try runLocal(
-            ["script", "-qec", command.map(shellQuoted).joined(separator: " "), "/dev/null"], environment: ["TERM": "xterm"],
+            ["script", "-qec", command.map(ShellQuoting.quote).joined(separator: " "), "/dev/null"], environment: ["TERM": "xterm"],
             check: false)
         #expect(onTerminal.status == 0, "\(onTerminal.stdout)\(onTerminal.stderr)")
         #expect(onTerminal.stdout.contains("web1: a slow step 1s"), "\(onTerminal.stdout)")
@@ -223,7 +224,6 @@ import Testing
         #expect(!less.stdout.contains("connecting to"), "\(less.stdout)")
     }
 
-    func shellQuoted(_ word: String) -> String { "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'" }
 
     @Test func badInputExitsFourAndSaysWhere() throws {
         let unknown = try labctl(["exec", "-i", inventoryPath, "db", "--", "true"])
