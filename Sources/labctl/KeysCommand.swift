@@ -76,7 +76,7 @@ struct Keys: AsyncParsableCommand {
                 if let error = result.error {
                     rows.append([result.host, result.address, error.isUnreachable ? "UNREACHABLE" : "FAILED", inventoryOptions.verbose ? "\(error.summary) (while \(error.operation.rawValue))" : error.summary])
                 } else if let problem = result.problem {
-                    rows.append([result.host, result.address, "FAILED", problem])
+                    rows.append([result.host, result.address, result.needsPassword ? "UNREACHABLE" : "FAILED", problem])
                 } else {
                     switch result.outcome {
                     case .alreadyWorks?: rows.append([result.host, result.address, "ok", "\(key) logs in already; nothing changed"])
@@ -105,7 +105,7 @@ struct Keys: AsyncParsableCommand {
             // Not logged in (host key, connection, a refused password) is unreachable, by the
             // one rule ping, exec and playbook runs use; a login that worked but could not
             // install the key is a failure on the host.
-            let unreachable = failed.contains { $0.error?.isUnreachable == true || ($0.error == nil && $0.problem == nil && $0.outcome == nil) }
+            let unreachable = failed.contains { $0.error?.isUnreachable == true || $0.needsPassword || ($0.error == nil && $0.problem == nil && $0.outcome == nil) }
             throw (unreachable ? LabctlExit.unreachable : LabctlExit.hostFailed).error
         }
     }
