@@ -12,10 +12,18 @@ public protocol StepOperation: Sendable {
     /// They join the step's facts as if its own probe had printed them.
     var pathProbe: PathProbe? { get }
     func plan(_ facts: Facts) throws(StepFailure) -> StepPlan
+    /// How long applying the plan may take on the host before it is stopped; nil: no limit of
+    /// the step's own (a step with a timeout of its own gets that and a minute's grace).
+    var applyTimeout: Duration? { get }
 }
 
 extension StepOperation {
     public var pathProbe: PathProbe? { nil }
+    public var applyTimeout: Duration? { nil }
+
+    /// A step's own timeout in seconds as the limit for applying it: the step's time and a
+    /// minute for sudo, su and the shell around it, at most a year.
+    static func applyLimit(seconds: Int) -> Duration { .seconds(min(seconds, 31_536_000) + 60) }
 }
 
 /// Settings that change what plans contain.

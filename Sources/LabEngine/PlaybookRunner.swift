@@ -730,13 +730,7 @@ struct HostRun {
             }
             command = RemoteCommand(arguments: ["sh", "-c", #"s=$(cat) && eval "$s""#], stdin: Array(script.utf8), timeout: nil, become: becomeFor(entry.step))
         }
-        let timeout: Duration? = {
-            switch entry.operation {
-            case let wait as WaitForOperation: return .seconds(min(wait.timeout, 31_536_000) + 60)
-            case let command as CommandOperation: return command.timeout.map { .seconds(min($0, 31_536_000) + 60) }
-            default: return nil
-            }
-        }()
+        let timeout = entry.operation?.applyTimeout
         let step = entry.step.name
         let host = self.host
         let progress = self.progress

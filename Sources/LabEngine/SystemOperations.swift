@@ -226,6 +226,8 @@ public struct ServiceOperation: StepOperation {
 
 /// `command`: a shell command, skipped when `creates` exists or `unless` succeeds.
 public struct CommandOperation: StepOperation {
+    public var applyTimeout: Duration? { timeout.map(Self.applyLimit(seconds:)) }
+
     public var run: String
     public var creates: String?
     public var unless: String?
@@ -415,6 +417,8 @@ public struct UploadOperation: StepOperation {
 
 /// `wait_for`: until a TCP port or a URL answers on the host, or the timeout passes.
 public struct WaitForOperation: StepOperation {
+    public var applyTimeout: Duration? { Self.applyLimit(seconds: timeout) }
+
     public var port: Int?
     public var host: String
     public var url: String?
