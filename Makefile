@@ -8,7 +8,7 @@ PREFIX ?= /usr/local
 DESTDIR ?=
 SHARE := $(DESTDIR)$(PREFIX)/share
 
-.PHONY: deps build install uninstall test lab down bench bench-engine bench-big bench-rollout clean
+.PHONY: deps build install uninstall test lab down bench bench-engine bench-big bench-rollout bench-plan clean
 
 deps:
 	./scripts/install-deps.sh
@@ -58,6 +58,12 @@ bench: deps
 bench-big: deps
 	$(SWIFT) build -c release --product big-playbook-bench
 	.build/release/big-playbook-bench
+
+# Planning alone: the shipped playbooks checked and compiled for every host of 10, 100 and
+# 1,000 hosts (HOSTS="..." for others), no host contacted; time per host and step.
+bench-plan: deps
+	$(SWIFT) build -c release --product planning-bench
+	.build/release/planning-bench
 
 # The engine against ansible-playbook and pyinfra: a no-op run of the same 10 steps on 3 and
 # 10 local-lab hosts (root; installs ansible-core and pyinfra into /var/cache/labctl-bench/venv).

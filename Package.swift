@@ -68,6 +68,8 @@ let package = Package(
         .executableTarget(
             name: "big-playbook-bench", dependencies: ["LabEngine", "LabSpec", "SSH", "TestSupport"],
             path: "bench/BigPlaybookBench"),
+        // `make bench-plan`: planning alone (check and compile every step for every host) at 10 to 1,000 hosts.
+        .executableTarget(name: "planning-bench", dependencies: ["LabEngine", "LabSpec", "SSH"], path: "bench/PlanningBench"),
         .testTarget(name: "SSHTests", dependencies: ["SSH", "TestSupport"]),
         .testTarget(name: "LabSpecTests", dependencies: ["LabSpec", "SSH"]),
         .testTarget(name: "LabEngineTests", dependencies: ["LabEngine", "SSH", "TestSupport"]),

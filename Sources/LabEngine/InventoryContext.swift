@@ -148,11 +148,11 @@ public enum InventoryContext {
     /// Every host of the inventory ready to run on.
     public static func targets(_ inventory: Inventory, secrets: ConnectionSecrets = ConnectionSecrets()) -> [RunTarget] {
         let all = inventory.hosts.map(hostFacts)
-        let globals = globals(inventory)
-        return zip(inventory.hosts, all).map { host, facts in
+        let contexts = TemplateContext.forHosts(all, globals: globals(inventory))
+        return zip(inventory.hosts, zip(all, contexts)).map { host, pair in
             RunTarget(
-                facts: facts, ssh: sshOptions(host, inventory, secrets: secrets), become: secrets.become(for: host),
-                context: .forHost(facts, allHosts: all, globals: globals))
+                facts: pair.0, ssh: sshOptions(host, inventory, secrets: secrets), become: secrets.become(for: host),
+                context: pair.1)
         }
     }
 }

@@ -33,16 +33,42 @@ extension TemplateContext {
     /// the top), `hosts` (every host), `roles.<role>` (the hosts of each role, in inventory
     /// order) and whatever `globals` holds (domain, app, nginx ...).
     public static func forHost(_ host: HostFacts, allHosts: [HostFacts], globals: [String: JSONValue]) -> TemplateContext {
-        var roles: [String: [JSONValue]] = [:]
-        for other in allHosts {
-            for role in other.roles { roles[role, default: []].append(other.templateValue) }
+        Fleet(allHosts, globals: globals).context(for: host)
+    }
+
+    /// The context of every host in `hosts`, in order. What all hosts share (the fleet lists,
+    /// the globals) is built and converted once: the work is linear in hosts, not squared.
+    public static func forHosts(_ hosts: [HostFacts], globals: [String: JSONValue]) -> [TemplateContext] {
+        let fleet = Fleet(hosts, globals: globals)
+        return hosts.map(fleet.context(for:))
+    }
+
+    private struct Fleet {
+        var shared: [String: JSONValue]
+        var converted: [String: Any]
+
+        init(_ hosts: [HostFacts], globals: [String: JSONValue]) {
+            let values = hosts.map(\.templateValue)
+            var roles: [String: [JSONValue]] = [:]
+            for (host, value) in zip(hosts, values) {
+                for role in host.roles { roles[role, default: []].append(value) }
+            }
+            shared = globals
+            shared["hosts"] = .array(values)
+            shared["roles"] = .object(roles.mapValues(JSONValue.array))
+            converted = shared.mapValues(\.mustacheObject)
         }
-        var root = globals
-        root["host"] = host.templateValue
-        root["vars"] = .object(host.vars)
-        root["hosts"] = .array(allHosts.map(\.templateValue))
-        root["roles"] = .object(roles.mapValues(JSONValue.array))
-        return TemplateContext(root)
+
+        func context(for host: HostFacts) -> TemplateContext {
+            var root = shared
+            root["host"] = host.templateValue
+            root["vars"] = .object(host.vars)
+            var converted = converted
+            // A global named like a per-host key is overridden, as before.
+            converted["host"] = nil
+            converted["vars"] = nil
+            return TemplateContext(root, converted: converted)
+        }
     }
 }
 
@@ -172,6 +198,13 @@ public struct StepCompiler: Sendable {
             operation = DirectoryOperation(
                 path: value(a.path, .absolutePath, "path")!, owner: value(a.owner, .userOrGroup, "owner"),
                 group: value(a.group, .userOrGroup, "group"), mode: mode(a.mode), state: a.state)
+        case .link(let a):
+            operation = LinkOperation(
+                path: value(a.path, .absolutePath, "path")!, target: value(a.target, .linkTarget, "target"), force: a.force, state: a.state)
+        case .attributes(let a):
+            operation = AttributesOperation(
+                path: value(a.path, .absolutePath, "path")!, owner: value(a.owner, .userOrGroup, "owner"),
+                group: value(a.group, .userOrGroup, "group"), mode: mode(a.mode))
         case .block(let a):
             operation = ManagedBlockOperation(
                 path: value(a.path, .absolutePath, "path")!, block: render(a.block, content: true)!, marker: singleLine(a.marker, "marker")!,

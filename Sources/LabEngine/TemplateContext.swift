@@ -113,11 +113,25 @@ public struct TemplateError: Error, Sendable, Hashable, CustomStringConvertible 
 /// (the context stack of enclosing sections, dotted names); anything unresolved is reported
 /// with its line and column, and rendering only happens when nothing is missing.
 public struct TemplateContext: Sendable, Hashable {
-    public var root: [String: JSONValue]
+    public let root: [String: JSONValue]
+    /// What swift-mustache walks, made once per context and not once per render: a context
+    /// holds every host of the inventory, so converting it for each argument made planning
+    /// grow with hosts squared.
+    private let mustache: MustacheRoot
 
     public init(_ root: [String: JSONValue]) {
-        self.root = root
+        self.init(root, converted: [:])
     }
+
+    /// `converted`: top-level values already converted for Mustache, shared by the contexts
+    /// of a fleet (every host's `hosts` and `roles` are the same).
+    init(_ root: [String: JSONValue], converted: [String: Any]) {
+        self.root = root
+        self.mustache = MustacheRoot(root: root, converted: converted)
+    }
+
+    public static func == (a: TemplateContext, b: TemplateContext) -> Bool { a.root == b.root }
+    public func hash(into hasher: inout Hasher) { hasher.combine(root) }
 
     /// The value at a dotted path (`app.port`), or nil.
     public func value(at path: String) -> JSONValue? {
@@ -183,7 +197,7 @@ public struct TemplateContext: Sendable, Hashable {
         let prefixed = (firstLineBlank ? pragma + "\n" : pragma) + text
         do {
             let template = try MustacheTemplate(string: prefixed)
-            return template.render(JSONValue.object(root).mustacheObject)
+            return template.render(mustache.object)
         } catch let error as MustacheTemplate.ParserError {
             let line = error.context.lineNumber - (firstLineBlank ? 1 : 0)
             let location = Self.offset(origin, line: max(1, line), column: error.context.columnNumber)
@@ -393,5 +407,29 @@ enum MustacheScanner {
             problems.append(Problem(message: "the section '\(open.name)' is never closed (expected '{{/\(open.name)}}')", line: open.line, column: open.column))
         }
         return (stack[0].nodes, problems)
+    }
+}
+
+/// A context's values as swift-mustache walks them (plain Swift values), converted on first
+/// use. Immutable once made; the lock guards only the first conversion.
+private final class MustacheRoot: @unchecked Sendable {
+    private let lock = NSLock()
+    private let root: [String: JSONValue]
+    private let converted: [String: Any]
+    private var made: [String: Any]?
+
+    init(root: [String: JSONValue], converted: [String: Any]) {
+        self.root = root
+        self.converted = converted
+    }
+
+    var object: Any {
+        lock.withLock {
+            if let made { return made }
+            var object = converted
+            for (key, value) in root where object[key] == nil { object[key] = value.mustacheObject }
+            made = object
+            return object
+        }
     }
 }
