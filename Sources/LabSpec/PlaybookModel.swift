@@ -192,6 +192,23 @@ public struct DirectoryArguments: Sendable, Hashable {
     public var state: PresenceState
 }
 
+public struct LinkArguments: Sendable, Hashable {
+    public var path: TemplateArgument
+    /// What the link points to, as written into it: absolute, or relative to the link's folder.
+    public var target: TemplateArgument?
+    /// Replace a file at `path`, and link to a target that does not exist yet.
+    public var force: Bool
+    public var state: PresenceState
+}
+
+/// The owner, group and mode of a path that exists; its content is not the step's business.
+public struct AttributesArguments: Sendable, Hashable {
+    public var path: TemplateArgument
+    public var owner: TemplateArgument?
+    public var group: TemplateArgument?
+    public var mode: Located<String>?
+}
+
 public struct BlockArguments: Sendable, Hashable {
     public var path: TemplateArgument
     public var block: TemplateArgument
@@ -275,6 +292,8 @@ public enum StepAction: Sendable, Hashable {
     case package(PackageArguments)
     case file(FileArguments)
     case directory(DirectoryArguments)
+    case link(LinkArguments)
+    case attributes(AttributesArguments)
     case block(BlockArguments)
     case line(LineArguments)
     case service(ServiceArguments)
@@ -292,6 +311,8 @@ public enum StepAction: Sendable, Hashable {
         case .package: return "package"
         case .file: return "file"
         case .directory: return "directory"
+        case .link: return "link"
+        case .attributes: return "attributes"
         case .block: return "block"
         case .line: return "line"
         case .service: return "service"
@@ -309,6 +330,8 @@ public enum StepAction: Sendable, Hashable {
         case .package(let a): return a.names
         case .file(let a): return [a.path, a.content, a.owner, a.group, a.validate].compactMap { $0 }
         case .directory(let a): return [a.path, a.owner, a.group].compactMap { $0 }
+        case .link(let a): return [a.path, a.target].compactMap { $0 }
+        case .attributes(let a): return [a.path, a.owner, a.group].compactMap { $0 }
         case .block(let a): return [a.path, a.block, a.marker, a.insertAfter, a.insertBefore, a.validate].compactMap { $0 }
         case .line(let a): return [a.path, a.line, a.regexp, a.insertAfter, a.validate].compactMap { $0 }
         case .service(let a): return [a.name]

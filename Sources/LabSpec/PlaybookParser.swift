@@ -129,20 +129,10 @@ public enum PlaybookParser {
         }
     }
 
-    /// Every step type and its arguments, for messages and for the schema check.
-    public static let stepTypes: [String: [String]] = [
-        "package": ["name", "state", "cache_valid_time"],
-        "file": ["path", "content", "template", "owner", "group", "mode", "validate", "backup", "state"],
-        "directory": ["path", "owner", "group", "mode", "state"],
-        "block": ["path", "block", "marker", "insert_after", "insert_before", "validate", "backup", "state"],
-        "line": ["path", "line", "regexp", "insert_after", "validate", "backup", "create", "state"],
-        "service": ["name", "enabled", "state", "daemon_reload"],
-        "command": ["run", "creates", "unless", "chdir", "timeout", "user", "env"],
-        "git": ["repo", "dest", "ref"],
-        "upload": ["src", "dest", "owner", "group", "keep"],
-        "wait_for": ["port", "host", "url", "unit", "timeout"],
-        "flush_handlers": [],
-    ]
+    /// Every step type and its arguments (from `StepTypeSpec.all`), for messages and for the
+    /// schema check.
+    public static let stepTypes: [String: [String]] = Dictionary(
+        uniqueKeysWithValues: StepTypeSpec.all.map { ($0.name, $0.argumentNames) })
 
     static let stepKeys = ["name", "hosts", "when", "notify", "become", "tags"]
     /// A rolling group: a step with `steps:` (docs/playbooks.md, "Rolling groups").
@@ -539,6 +529,8 @@ private struct IssueCollector {
         case "package": action = package(&args)
         case "file": action = file(&args)
         case "directory": action = directory(&args)
+        case "link": action = link(&args)
+        case "attributes": action = attributes(&args)
         case "block": action = block(&args)
         case "line": action = line(&args)
         case "service": action = service(&args)
@@ -650,6 +642,27 @@ private struct IssueCollector {
         let state: PresenceState = choice("state", args) ?? .present
         guard let path else { return nil }
         return .directory(DirectoryArguments(path: path, owner: text("owner", args), group: text("group", args), mode: mode(args), state: state))
+    }
+
+    mutating func link(_ args: inout Arguments) -> StepAction? {
+        let path = text("path", args, required: true)
+        let state: PresenceState = choice("state", args) ?? .present
+        let target = text("target", args, required: state == .present)
+        let force = flag("force", args, default: false)
+        guard let path else { return nil }
+        return .link(LinkArguments(path: path, target: target, force: force, state: state))
+    }
+
+    mutating func attributes(_ args: inout Arguments) -> StepAction? {
+        let path = text("path", args, required: true)
+        let owner = text("owner", args)
+        let group = text("group", args)
+        let mode = mode(args)
+        if args.values["owner"] == nil, args.values["group"] == nil, args.values["mode"] == nil {
+            report("\(args.stepLabel): attributes needs 'owner', 'group' or 'mode'", at: args.typeNode)
+        }
+        guard let path else { return nil }
+        return .attributes(AttributesArguments(path: path, owner: owner, group: group, mode: mode))
     }
 
     mutating func block(_ args: inout Arguments) -> StepAction? {

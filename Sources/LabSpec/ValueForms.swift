@@ -30,6 +30,9 @@ public enum ValueForm: Sendable, Hashable {
     case downloadURL
     /// An IPv4 or IPv6 address or a DNS host name.
     case hostOrAddress
+    /// What a symbolic link points to: a path, absolute or relative to the link's folder,
+    /// without control characters (`..` is how a relative link climbs, so it is allowed).
+    case linkTarget
 
     /// What the form allows, for messages: "expected <expected>".
     public var expected: String {
@@ -46,6 +49,7 @@ public enum ValueForm: Sendable, Hashable {
         case .httpURL: return "an http:// or https:// URL"
         case .downloadURL: return "an https://, http:// or file:// URL"
         case .hostOrAddress: return "an IPv4/IPv6 address or a host name"
+        case .linkTarget: return "a path (absolute, or relative to the link's folder) without control characters"
         }
     }
 
@@ -79,6 +83,7 @@ public enum ValueForm: Sendable, Hashable {
         case .httpURL: return "an http(s) URL"
         case .downloadURL: return "a download URL"
         case .hostOrAddress: return "an address or host name"
+        case .linkTarget: return "a usable link target"
         }
     }
 
@@ -131,6 +136,8 @@ public enum ValueForm: Sendable, Hashable {
             return !ValueForm.hasShellSyntax(value)
         case .hostOrAddress:
             return InventorySyntax.isIPv4(value) || InventorySyntax.isIPv6(value) || InventorySyntax.isHostName(value)
+        case .linkTarget:
+            return value.utf8.count <= 4095
         }
     }
 

@@ -338,9 +338,10 @@ struct Run: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run a playbook on the inventory's hosts.",
         discussion: """
-            A playbook is a YAML list of steps (package, file, directory, block, line,
-            service, command, git, upload, wait_for). Each step looks at the host first
-            and changes only what differs, so a second run changes nothing.
+            A playbook is a YAML list of steps, each of one type:
+            \(StepTypeSpec.helpList)
+            Each step looks at the host first and changes only what differs, so a second
+            run changes nothing. The arguments of each type: docs/playbooks.md.
 
             Examples:
               labctl run playbooks/provision.yml --check --diff

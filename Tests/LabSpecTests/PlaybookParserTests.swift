@@ -83,7 +83,7 @@ import Testing
     static let badInputs: [(String, [String])] = [
         (
             "- name: x\n  hosts: all\n  pakage: nginx\n",
-            ["site.yml:3:3: unknown step type 'pakage'; did you mean 'package'? (step types: block, command, directory, file, flush_handlers, git, line, package, service, upload, wait_for)"]
+            ["site.yml:3:3: unknown step type 'pakage'; did you mean 'package'? (step types: attributes, block, command, directory, file, flush_handlers, git, line, link, package, service, upload, wait_for)"]
         ),
         (
             "- name: x\n  hosts: all\n  file:\n    pth: /a\n    content: b\n",
@@ -134,7 +134,7 @@ import Testing
         ),
         (
             "- name: x\n  hosts: all\n",
-            ["site.yml:1:3: step 'x' has no step type; expected one of: block, command, directory, file, flush_handlers, git, line, package, service, upload, wait_for"]
+            ["site.yml:1:3: step 'x' has no step type; expected one of: attributes, block, command, directory, file, flush_handlers, git, line, link, package, service, upload, wait_for"]
         ),
         (
             "- name: x\n  hosts: all\n  file: { path: /a }\n",
@@ -200,7 +200,7 @@ import Testing
               service: { name: x }
             """
         #expect(issues(yaml) == [
-            "site.yml:3:3: unknown step type 'pakage'; did you mean 'package'? (step types: block, command, directory, file, flush_handlers, git, line, package, service, upload, wait_for)",
+            "site.yml:3:3: unknown step type 'pakage'; did you mean 'package'? (step types: attributes, block, command, directory, file, flush_handlers, git, line, link, package, service, upload, wait_for)",
             "site.yml:6:39: 'mode' of file must be an octal mode such as \"0644\"; got '999'",
             "site.yml:9:3: step 'three': service needs 'state' (started, stopped, restarted, reloaded) or 'enabled'",
         ])
