@@ -1,6 +1,7 @@
 import Foundation
 import LabSpec
 import Mustache
+import Synchronization
 
 /// Templates read the inventory's own JSON values (LabSpec's `JSONValue`); a JSON null is
 /// an empty, false value to them.
@@ -179,7 +180,7 @@ public struct TemplateContext: Sendable, Hashable {
         if !text.contains("{{") { return text }
         var text = text
         if mode == .shell {
-            let prepared = ShellTemplateQuoting.prepare(text)
+            let prepared = TextMemo.shellQuoting.value(for: text) { ShellTemplateQuoting.prepare($0) }
             if !prepared.problems.isEmpty {
                 throw TemplateError(issues: prepared.problems.map {
                     TemplateIssue(message: $0.message, location: Self.offset(origin, line: $0.line, column: $0.column))
@@ -196,7 +197,9 @@ public struct TemplateContext: Sendable, Hashable {
         let pragma = "{{%CONTENT_TYPE:\(mode.contentTypeName)}}"
         let prefixed = (firstLineBlank ? pragma + "\n" : pragma) + text
         do {
-            let template = try MustacheTemplate(string: prefixed)
+            let template = try TextMemo.templates.value(for: prefixed) { text in
+                Result { try MustacheTemplate(string: text) }.mapError { $0 as any Error }
+            }.get()
             return template.render(mustache.object)
         } catch let error as MustacheTemplate.ParserError {
             let line = error.context.lineNumber - (firstLineBlank ? 1 : 0)
@@ -210,7 +213,7 @@ public struct TemplateContext: Sendable, Hashable {
     /// The problems `render` would throw, without rendering: unknown variables and malformed tags.
     public func check(_ text: String, origin: SourceLocation) -> [TemplateIssue] {
         guard text.contains("{{") else { return [] }
-        let scan = MustacheScanner.scan(text)
+        let scan = TextMemo.scans.value(for: text) { MustacheScanner.scan($0) }
         var issues = scan.issues.map {
             TemplateIssue(message: $0.message, location: Self.offset(origin, line: $0.line, column: $0.column))
         }
@@ -432,4 +435,37 @@ private final class MustacheRoot: @unchecked Sendable {
             return object
         }
     }
+}
+
+/// Results of pure functions of a template's text, kept for the run: every host renders the
+/// same step arguments, so each text is scanned, shell-prepared and parsed once, not once per
+/// host (those were most of planning's time at a few hundred hosts). Bounded: a run with more
+/// distinct texts than `limit` starts the memo over.
+final class TextMemo<Value: Sendable>: Sendable {
+    private let entries = Mutex<[String: Value]>([:])
+    private let limit: Int
+
+    init(limit: Int = 20_000) { self.limit = limit }
+
+    func value(for text: String, _ make: (String) -> Value) -> Value {
+        if let known = entries.withLock({ $0[text] }) { return known }
+        let made = make(text)
+        entries.withLock { entries in
+            if entries.count >= limit { entries.removeAll(keepingCapacity: true) }
+            entries[text] = made
+        }
+        return made
+    }
+}
+
+extension TextMemo where Value == (nodes: [MustacheScanner.Node], issues: [MustacheScanner.Problem]) {
+    static let scans = TextMemo()
+}
+
+extension TextMemo where Value == (text: String, problems: [ShellTemplateQuoting.Problem]) {
+    static let shellQuoting = TextMemo()
+}
+
+extension TextMemo where Value == Result<MustacheTemplate, any Error> {
+    static let templates = TextMemo()
 }
