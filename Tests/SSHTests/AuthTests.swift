@@ -101,7 +101,9 @@ import Testing
         let socket = keys.file("agent.sock")
         let started = try runLocal(["ssh-agent", "-a", socket, "-s"]).stdout
         let pid = try #require(started.firstMatch(of: /SSH_AGENT_PID=(\d+)/).map { String($0.1) })
-        defer { _ = try? runLocal(["kill", pid], check: false) }
+        // SIGKILL: the agent inherits the test process's blocked signal mask (SIGTERM blocked)
+        // and keeps it, so a plain kill left one agent running per test run.
+        defer { _ = try? runLocal(["kill", "-KILL", pid], check: false) }
         let key = try makeKey("agent-key", authorize: true)
         try runLocal(["ssh-add", key], environment: ["SSH_AUTH_SOCK": socket])
         let client = try await connect([.agent(socketPath: socket)])
