@@ -69,6 +69,20 @@ import Testing
                 var isDirectory: ObjCBool = false
                 return FileManager.default.fileExists(atPath: root + "/d-" + v, isDirectory: &isDirectory) && isDirectory.boolValue
             }),
+        Place(name: "link-target", steps: """
+            - hosts: h
+              link: { path: "{{vars.root}}/lt", target: "{{vars.v}}", force: true }
+            """, written: { v, root in (try? FileManager.default.destinationOfSymbolicLink(atPath: root + "/lt")) == v }),
+        Place(name: "link-path", steps: """
+            - hosts: h
+              link: { path: "{{vars.root}}/lp-{{vars.v}}", target: "/nonexistent", force: true }
+            """, written: { v, root in (try? FileManager.default.destinationOfSymbolicLink(atPath: root + "/lp-" + v)) == "/nonexistent" }),
+        Place(name: "attributes-owner", steps: """
+            - hosts: h
+              file: { path: "{{vars.root}}/attr", content: "x" }
+            - hosts: h
+              attributes: { path: "{{vars.root}}/attr", owner: "{{vars.v}}" }
+            """),
         Place(name: "line", steps: """
             - hosts: h
               line: { path: "{{vars.root}}/line", line: "{{vars.v}}", create: true }
