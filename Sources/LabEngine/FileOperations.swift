@@ -35,37 +35,41 @@ public struct FileOperation: StepOperation {
     }
 
     public func plan(_ facts: Facts) throws(StepFailure) -> StepPlan {
-        let kind = facts["kind"] ?? "none"
+        let found = PathFacts(facts)
         let p = Shell.quote(path)
         if state == .absent {
-            guard kind != "none" else { return .unchanged }
-            guard kind != "dir" else { throw StepFailure("\(path) is a directory, not a file; use a directory step to remove it") }
-            let old = facts.text("content") ?? ""
-            return StepPlan(
-                commands: ["rm -f -- \(p)"], diff: options.diff ? UnifiedDiff.make(old: old, new: "", path: path) : nil,
-                summary: ["remove \(path)"])
+            switch found.kind {
+            case .missing: return .unchanged
+            case .directory: throw StepFailure("\(path) is a directory, not a file; use a directory step to remove it")
+            case .file, .dangling, .other:
+                return StepPlan(
+                    commands: ["rm -f -- \(p)"], diff: options.diff ? UnifiedDiff.make(old: found.text, new: "", path: path) : nil,
+                    summary: ["remove \(path)"])
+            }
         }
-        guard kind == "file" || kind == "none" || kind == "dangling" else {
-            throw StepFailure("\(path) exists and is \(kind == "dir" ? "a directory" : "not a regular file"); remove it or choose another path")
+        switch found.kind {
+        case .file, .missing, .dangling: break
+        case .directory: throw StepFailure("\(path) exists and is a directory; remove it or choose another path")
+        case .other: throw StepFailure("\(path) exists and is not a regular file; remove it or choose another path")
         }
-        guard facts["parent"] == "dir" else {
+        guard found.parentExists == true else {
             throw StepFailure("the directory \((path as NSString).deletingLastPathComponent) does not exist; add a directory step before this one")
         }
         let wanted = Array((content ?? "").utf8)
-        let existing = kind == "file" ? FileCommands.stat(facts) : nil
-        let sameContent = kind == "file" && facts["sha256"] == SHA256Digest.hex(wanted)
+        let existing = found.kind == .file ? found.attributes : nil
+        let sameContent = found.kind == .file && found.sha256 == SHA256Digest.hex(wanted)
         var summary: [String] = []
         if sameContent {
             let commands = FileCommands.attributeCommands(
                 target: p, current: existing, owner: owner, group: group, mode: mode, summary: &summary)
             return commands.isEmpty ? .unchanged : StepPlan(commands: commands, summary: summary)
         }
-        summary.append(kind == "file" ? "change the content of \(path)" : "create \(path)")
-        let diff = !options.diff ? nil : facts["content"] == "large"
+        summary.append(found.kind == .file ? "change the content of \(path)" : "create \(path)")
+        let diff = !options.diff ? nil : found.content == .tooLarge
             ? "--- \(path)\n+++ \(path)\n@@ the old file is larger than 1 MiB; not shown @@\n"
-            : UnifiedDiff.make(old: facts.text("content") ?? "", new: content ?? "", path: path)
+            : UnifiedDiff.make(old: found.text, new: content ?? "", path: path)
         let commands = FileCommands.atomicWrite(
-            path: facts["target"] ?? path, existing: existing, owner: owner, group: group, mode: mode, validate: validate,
+            path: found.writePath(for: path), existing: existing, owner: owner, group: group, mode: mode, validate: validate,
             backup: backup, backupDirectory: options.backupDirectory)
         return StepPlan(commands: commands, stdin: wanted, diff: diff, summary: summary)
     }
@@ -91,25 +95,27 @@ public struct DirectoryOperation: StepOperation {
     public var pathProbe: PathProbe? { PathProbe(path) }
 
     public func plan(_ facts: Facts) throws(StepFailure) -> StepPlan {
-        let kind = facts["kind"] ?? "none"
+        let found = PathFacts(facts)
         let p = Shell.quote(path)
         if state == .absent {
-            guard kind != "none" else { return .unchanged }
-            guard kind == "dir" else { throw StepFailure("\(path) is not a directory; refusing to remove it as one") }
-            return StepPlan(commands: ["rm -rf -- \(p)"], summary: ["remove \(path) and everything in it"])
+            switch found.kind {
+            case .missing: return .unchanged
+            case .directory: return StepPlan(commands: ["rm -rf -- \(p)"], summary: ["remove \(path) and everything in it"])
+            case .file, .dangling, .other: throw StepFailure("\(path) is not a directory; refusing to remove it as one")
+            }
         }
         var summary: [String] = []
-        switch kind {
-        case "dir":
+        switch found.kind {
+        case .directory:
             let commands = FileCommands.attributeCommands(
-                target: p, current: FileCommands.stat(facts), owner: owner, group: group, mode: mode, summary: &summary)
+                target: p, current: found.attributes, owner: owner, group: group, mode: mode, summary: &summary)
             return commands.isEmpty ? .unchanged : StepPlan(commands: commands, summary: summary)
-        case "none":
+        case .missing:
             summary.append("create \(path)")
             var commands = ["mkdir -p -- \(p)"]
             commands += FileCommands.attributeCommands(target: p, current: nil, owner: owner, group: group, mode: mode, summary: &summary)
             return StepPlan(commands: commands, summary: summary)
-        default:
+        case .file, .dangling, .other:
             throw StepFailure("\(path) exists and is not a directory; remove it or choose another path")
         }
     }
@@ -132,21 +138,21 @@ extension TextEdit {
     public var pathProbe: PathProbe? { PathProbe(path, content: true, parent: true) }
 
     public func plan(_ facts: Facts) throws(StepFailure) -> StepPlan {
-        let kind = facts["kind"] ?? "none"
+        let found = PathFacts(facts)
         var old = ""
-        switch kind {
-        case "file":
-            guard let bytes = facts.bytes("content") else {
+        switch found.kind {
+        case .file:
+            guard case .bytes(let bytes) = found.content else {
                 throw StepFailure("could not read \(path) on the host")
             }
             old = String(decoding: bytes, as: UTF8.self)
-        case "none" where createsMissingFile:
-            guard facts["parent"] == "dir" else {
+        case .missing where createsMissingFile:
+            guard found.parentExists == true else {
                 throw StepFailure("the directory \((path as NSString).deletingLastPathComponent) does not exist; add a directory step before this one")
             }
-        case "none", "dangling":
+        case .missing, .dangling:
             throw StepFailure("\(path) does not exist on the host")
-        default:
+        case .directory, .other:
             throw StepFailure("\(path) is not a regular file")
         }
         var lines = UnifiedDiff.lines(old)
@@ -155,10 +161,10 @@ extension TextEdit {
         if !lines.isEmpty { new += "\n" }
         // Keep a file that had no final newline as it was when the edit left its end alone.
         if !old.isEmpty, !old.hasSuffix("\n"), new.dropLast() == old { new = old }
-        if new == old, kind == "file" { return .unchanged }
-        let existing = kind == "file" ? FileCommands.stat(facts) : nil
+        if new == old, found.kind == .file { return .unchanged }
+        let existing = found.kind == .file ? found.attributes : nil
         let commands = FileCommands.atomicWrite(
-            path: facts["target"] ?? path, existing: existing, owner: nil, group: nil, mode: nil, validate: validate, backup: backup,
+            path: found.writePath(for: path), existing: existing, owner: nil, group: nil, mode: nil, validate: validate, backup: backup,
             backupDirectory: options.backupDirectory)
         return StepPlan(
             commands: commands, stdin: Array(new.utf8),

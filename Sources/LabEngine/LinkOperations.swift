@@ -31,39 +31,54 @@ public struct LinkOperation: StepOperation {
         return lines.joined(separator: "\n")
     }
 
+    /// What the link step's own probe found, typed.
+    struct Found: Hashable {
+        enum Kind: String { case link, dir, file, none }
+        var kind: Kind
+        /// The link's own text, as `readlink` prints it without its newline.
+        var linkText: String?
+        var parentExists: Bool
+        /// Whether the wanted target exists, seen from the link's folder; nil when not asked.
+        var targetExists: Bool?
+
+        init(_ facts: Facts) {
+            kind = facts["kind"].flatMap(Kind.init(rawValue:)) ?? .none
+            linkText = facts.text("link").map { $0.hasSuffix("\n") ? String($0.dropLast()) : $0 }
+            parentExists = facts["parent"] != "none"
+            targetExists = facts["target"].map { $0 == "exists" }
+        }
+    }
+
     public func plan(_ facts: Facts) throws(StepFailure) -> StepPlan {
-        let kind = facts["kind"] ?? "none"
+        let found = Found(facts)
         let p = Shell.quote(path)
         if state == .absent {
-            switch kind {
-            case "none": return .unchanged
-            case "link": return StepPlan(commands: ["rm -f -- \(p)"], summary: ["remove the link \(path)"])
-            default: throw StepFailure("\(path) is not a symbolic link; refusing to remove it as one")
+            switch found.kind {
+            case .none: return .unchanged
+            case .link: return StepPlan(commands: ["rm -f -- \(p)"], summary: ["remove the link \(path)"])
+            case .dir, .file: throw StepFailure("\(path) is not a symbolic link; refusing to remove it as one")
             }
         }
         guard let target else { throw StepFailure("a link step needs 'target'") }
-        // readlink ends the name with a newline of its own.
-        var current = facts.text("link")
-        if current?.hasSuffix("\n") == true { current?.removeLast() }
-        if kind == "link", current == target { return .unchanged }
-        if facts["parent"] == "none" {
+        if found.kind == .link, found.linkText == target { return .unchanged }
+        if !found.parentExists {
             throw StepFailure("the folder of \(path) does not exist; make it first (a directory step)")
         }
-        if facts["target"] == "missing", !force {
+        if found.targetExists == false, !force {
             throw StepFailure("\(target) does not exist (seen from \(path)'s folder); force: true links to it anyway")
         }
         // A new link made beside the old path and renamed over it: the path is never missing.
         let staged = Shell.quote(path + ".labctl-link")
         let make = ["rm -f -- \(staged)", "ln -s -- \(Shell.quote(target)) \(staged)", "mv -fT -- \(staged) \(p)"]
-        switch kind {
-        case "none":
+        switch found.kind {
+        case .none:
             return StepPlan(commands: make, summary: ["link \(path) -> \(target)"])
-        case "link":
-            return StepPlan(commands: make, summary: ["link \(path) -> \(target) (was -> \(current ?? "?"))"])
-        case "file":
+        case .link:
+            return StepPlan(commands: make, summary: ["link \(path) -> \(target) (was -> \(found.linkText ?? "?"))"])
+        case .file:
             guard force else { throw StepFailure("\(path) exists and is not a symbolic link; force: true replaces it with the link") }
             return StepPlan(commands: make, summary: ["replace the file \(path) with a link -> \(target)"])
-        default:
+        case .dir:
             throw StepFailure("\(path) is a directory; a link step never replaces one (remove it first, or choose another path)")
         }
     }
@@ -88,17 +103,18 @@ public struct AttributesOperation: StepOperation {
     public var pathProbe: PathProbe? { PathProbe(path) }
 
     public func plan(_ facts: Facts) throws(StepFailure) -> StepPlan {
-        switch facts["kind"] ?? "none" {
-        case "file", "dir":
+        let found = PathFacts(facts)
+        switch found.kind {
+        case .file, .directory:
             var summary: [String] = []
             let commands = FileCommands.attributeCommands(
-                target: Shell.quote(path), current: FileCommands.stat(facts), owner: owner, group: group, mode: mode, summary: &summary)
+                target: Shell.quote(path), current: found.attributes, owner: owner, group: group, mode: mode, summary: &summary)
             return commands.isEmpty ? .unchanged : StepPlan(commands: commands, summary: summary)
-        case "dangling":
+        case .dangling:
             throw StepFailure("\(path) is a symbolic link to nothing; attributes needs a file or directory that exists")
-        case "none":
+        case .missing:
             throw StepFailure("\(path) does not exist; attributes sets the owner, group and mode of an existing file (a file step makes one)")
-        default:
+        case .other:
             throw StepFailure("\(path) is neither a file nor a directory")
         }
     }

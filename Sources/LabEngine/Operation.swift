@@ -26,6 +26,14 @@ extension StepOperation {
     static func applyLimit(seconds: Int) -> Duration { .seconds(min(seconds, 31_536_000) + 60) }
 }
 
+/// `flush_handlers`: the runner acts on the step itself (the handlers notified so far run
+/// there); as an operation it has nothing to find on a host and nothing to do.
+public struct FlushHandlersOperation: StepOperation {
+    public init() {}
+    public var probe: String { "" }
+    public func plan(_ facts: Facts) throws(StepFailure) -> StepPlan { .unchanged }
+}
+
 /// Settings that change what plans contain.
 public struct PlanOptions: Sendable, Hashable {
     /// Fetch old contents and produce unified diffs of changed files.
@@ -89,26 +97,13 @@ enum FileCommands {
     /// Content read for a diff stops here: a larger file is not worth shipping to say it changed.
     static let diffContentLimit = 1 << 20
 
-    struct Stat: Hashable {
-        var owner: String
-        var group: String
-        var mode: Int
-    }
-
-    static func stat(_ facts: Facts) -> Stat? {
-        guard let raw = facts["stat"] else { return nil }
-        let parts = raw.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
-        guard parts.count == 3, let mode = Int(parts[2], radix: 8) else { return nil }
-        return Stat(owner: parts[0], group: parts[1], mode: mode)
-    }
-
     static func parseMode(_ text: String) -> Int? { Int(text, radix: 8) }
 
     static func modeText(_ mode: Int) -> String { "0" + String(mode, radix: 8) }
 
     /// `chown`/`chmod` for what differs between `current` and the wanted owner, group and mode.
     static func attributeCommands(
-        target: String, current: Stat?, owner: String?, group: String?, mode: Int?, summary: inout [String]
+        target: String, current: PathFacts.Attributes?, owner: String?, group: String?, mode: Int?, summary: inout [String]
     ) -> [String] {
         var commands: [String] = []
         let ownerChange = owner.flatMap { $0 == current?.owner ? nil : $0 }
@@ -130,7 +125,7 @@ enum FileCommands {
     /// system), attributes set on it, the optional validation run on it, then renamed over the
     /// target. The EXIT trap removes the temporary file when anything fails or the session dies.
     static func atomicWrite(
-        path: String, existing: Stat?, owner: String?, group: String?, mode: Int?, validate: String?,
+        path: String, existing: PathFacts.Attributes?, owner: String?, group: String?, mode: Int?, validate: String?,
         backup: Bool, backupDirectory: String
     ) -> [String] {
         let p = Shell.quote(path)

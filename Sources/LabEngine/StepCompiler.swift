@@ -240,8 +240,7 @@ public struct StepCompiler: Sendable {
                 throw .failure(a.src.location, error.message)
             }
         case .flushHandlers:
-            // The runner acts on it itself; as an operation it has nothing to find or do.
-            operation = CommandOperation(run: ":", creates: "/")
+            operation = FlushHandlersOperation()
         case .waitFor(let a):
             operation = WaitForOperation(
                 port: a.port, host: value(a.host, .hostOrAddress, "host") ?? "127.0.0.1", url: value(a.url, .httpURL, "url"),
