@@ -41,7 +41,7 @@ let package = Package(
         // The local lab: rootfs cache, overlays, network namespaces, nspawn hosts.
         .target(
             name: "LabLocal",
-            dependencies: ["SSH", .product(name: "Subprocess", package: "swift-subprocess")]
+            dependencies: ["SSH", "LabSpec", .product(name: "Subprocess", package: "swift-subprocess")]
         ),
         // labctl verify: HTTP checks through the proxy, load balancing, the failover drill, reports.
         .target(
@@ -74,7 +74,7 @@ let package = Package(
         .testTarget(name: "LabSpecTests", dependencies: ["LabSpec", "SSH"]),
         .testTarget(name: "LabEngineTests", dependencies: ["LabEngine", "SSH", "TestSupport"]),
         .testTarget(name: "TextLayoutTests", dependencies: ["TextLayout"]),
-        .testTarget(name: "LabLocalTests", dependencies: ["LabLocal", "SSH", "TestSupport"]),
+        .testTarget(name: "LabLocalTests", dependencies: ["LabLocal", "LabSpec", "SSH", "TestSupport"]),
         .testTarget(name: "LabVerifyTests", dependencies: ["LabVerify", "TestSupport"]),
         .testTarget(name: "LabctlTests", dependencies: ["labctl", "LabEngine", "SSH", "TestSupport"]),
     ]

@@ -1,12 +1,13 @@
 import Foundation
+import LabSpec
 
-/// Everything needed to bring up one local lab. The CLI maps the inventory to this; LabLocal
-/// never reads the inventory itself, so it can be tested with hand-written definitions.
+/// Everything needed to bring up one local lab: made from the inventory
+/// (`init(inventory:nat:)`), or by hand in tests.
 public struct LabDefinition: Sendable, Hashable {
     /// Names the lab's runtime objects (network namespaces, cgroups, state); letters, digits, '-'.
     public var name: String
-    /// The lab's IPv4 network, e.g. "198.18.0.0/24". Its first address goes to the bridge as gateway.
-    public var subnet: String
+    /// The lab's IPv4 network, e.g. 198.18.0.0/24. Its first address goes to the bridge as gateway.
+    public var subnet: IPv4Subnet
     /// The Linux bridge that joins the hosts (at most 15 characters).
     public var bridge: String
     /// Where the base root filesystem is built and kept between labs.
@@ -24,7 +25,7 @@ public struct LabDefinition: Sendable, Hashable {
 
     public init(
         name: String,
-        subnet: String,
+        subnet: IPv4Subnet,
         bridge: String,
         cacheDirectory: String = LabDefinition.defaultCacheDirectory,
         stateDirectory: String? = nil,

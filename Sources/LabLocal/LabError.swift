@@ -5,7 +5,6 @@ public enum LabError: Error, Sendable, Hashable, CustomStringConvertible {
     /// Tools are missing and installing them failed (or was not possible).
     case missingTools(packages: [String], reason: String)
     case invalidName(field: String, value: String, rule: String)
-    case invalidSubnet(String)
     case unusableSubnet(subnet: String, range: String, why: String)
     case subnetTooSmall(subnet: String, hosts: Int)
     case subnetCollides(subnet: String, existing: String, where: String)
@@ -15,6 +14,9 @@ public enum LabError: Error, Sendable, Hashable, CustomStringConvertible {
     case duplicateAddress(address: String, hosts: [String])
     case duplicateHostName(String)
     case noHosts
+    case severalLoginKeys([String])
+    case noLoginKey
+    case labHostPort(host: String, port: Int)
     case upWithOtherNetwork(lab: String, subnet: String, bridge: String)
     case unsupportedCgroups(layout: String)
     case commandFailed(command: String, status: String, output: String)
@@ -25,6 +27,18 @@ public enum LabError: Error, Sendable, Hashable, CustomStringConvertible {
     case fileAccess(path: String, reason: String)
     case unknownHost(String, known: [String])
 
+    /// Whether the inventory or the command line is wrong (labctl exits 4), rather than this
+    /// machine failing to run the lab (5).
+    public var isBadInput: Bool {
+        switch self {
+        case .invalidName, .unusableSubnet, .subnetTooSmall, .invalidAddress, .addressOutsideSubnet, .reservedAddress,
+            .duplicateAddress, .duplicateHostName, .noHosts, .unknownHost, .severalLoginKeys, .noLoginKey, .labHostPort:
+            return true
+        default:
+            return false
+        }
+    }
+
     public var description: String {
         switch self {
         case .notRoot(let action):
@@ -34,8 +48,6 @@ public enum LabError: Error, Sendable, Hashable, CustomStringConvertible {
                 + "install them with: apt-get update && apt-get install -y \(packages.joined(separator: " "))"
         case .invalidName(let field, let value, let rule):
             return "the \(field) \"\(value)\" is not usable: \(rule)"
-        case .invalidSubnet(let text):
-            return "the lab subnet \"\(text)\" is not an IPv4 network like 198.18.0.0/24 (no host bits set)"
         case .unusableSubnet(let subnet, let range, let why):
             return "the lab subnet \(subnet) is in \(range), the \(why) range, which no lab network may use; pick a private range such as 198.18.42.0/24 or 10.42.0.0/24"
         case .subnetTooSmall(let subnet, let hosts):
@@ -64,6 +76,12 @@ public enum LabError: Error, Sendable, Hashable, CustomStringConvertible {
                 + "run `labctl lab down` first, then `labctl lab up`"
         case .noHosts:
             return "the lab has no hosts; add hosts to the inventory"
+        case .severalLoginKeys(let keys):
+            return "the lab installs one login key on every host, but the inventory names several (\(keys.joined(separator: ", "))); use one key in `defaults`"
+        case .noLoginKey:
+            return "the lab needs a key file to install on the hosts; set `defaults.key` in the inventory"
+        case .labHostPort(let host, let port):
+            return "host \(host): lab hosts listen on port 22, but the inventory says \(port)"
         case .commandFailed(let command, let status, let output):
             let tail = output.split(separator: "\n").suffix(3).joined(separator: " | ")
             return "`\(command)` \(status)" + (tail.isEmpty ? "" : ": \(tail)")

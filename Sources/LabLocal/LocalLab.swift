@@ -1,4 +1,5 @@
 import Foundation
+import LabSpec
 import SSH
 
 #if canImport(Glibc)
@@ -269,9 +270,9 @@ public struct LocalLab: Sendable {
                     lab: definition.name, host: $0.name, address: $0.address, user: $0.user,
                     stateDirectory: definition.stateDirectory)
             }
-            let gateway = IPv4Subnet(definition.subnet)?.gateway.description ?? ""
             state = LabState(
-                name: definition.name, bridge: definition.bridge, subnet: definition.subnet, gateway: gateway,
+                name: definition.name, bridge: definition.bridge, subnet: definition.subnet.description,
+                gateway: definition.subnet.gateway.description,
                 createdBridge: false, nat: nil, hosts: hosts)
         }
         guard let state else { return }

@@ -1,4 +1,5 @@
 import Foundation
+import LabSpec
 
 /// The lab's bridge, the hosts' network namespaces and veth pairs, and optional NAT.
 enum Network {

@@ -1,4 +1,5 @@
 import Foundation
+import LabSpec
 
 /// The machine's tools the lab runs, and the Debian packages that provide them.
 enum Preflight {

@@ -1,3 +1,5 @@
+import LabSpec
+
 /// A definition whose names and addresses were checked, with the parsed values.
 struct ValidatedLab: Sendable {
     var definition: LabDefinition
@@ -15,23 +17,20 @@ struct ValidatedHost: Sendable, Hashable {
 }
 
 extension LabDefinition {
-    static let unusableRanges = [
-        ("0.0.0.0/8", "\"this network\""), ("127.0.0.0/8", "loopback"), ("169.254.0.0/16", "link-local"),
-        ("224.0.0.0/4", "multicast"), ("240.0.0.0/4", "reserved"),
-    ]
+    static let unusableRanges: [(IPv4Subnet, String)] = [
+        ("0.0.0.0", 8, "\"this network\""), ("127.0.0.0", 8, "loopback"), ("169.254.0.0", 16, "link-local"),
+        ("224.0.0.0", 4, "multicast"), ("240.0.0.0", 4, "reserved"),
+    ].map { (IPv4Subnet(containing: IPv4Address($0.0)!, prefixLength: $0.1), $0.2) }
 
     /// Checks everything that can be checked without touching the machine. All hosts are
     /// checked, but the first problem found is the one reported.
     func validated() throws(LabError) -> ValidatedLab {
         try Self.checkName(name, field: "lab name", maxLength: 32)
         try Self.checkName(bridge, field: "bridge name", maxLength: 15)
-        guard let subnet = IPv4Subnet(subnet) else { throw .invalidSubnet(self.subnet) }
         // A bridge in these ranges would take over addresses this machine needs (loopback) or
         // that no host can have; the lab never touches them.
-        for (range, why) in Self.unusableRanges {
-            if let reserved = IPv4Subnet(range), reserved.contains(subnet.network) || subnet.contains(reserved.network) {
-                throw .unusableSubnet(subnet: subnet.description, range: range, why: why)
-            }
+        for (reserved, why) in Self.unusableRanges where reserved.overlaps(subnet) {
+            throw .unusableSubnet(subnet: subnet.description, range: reserved.description, why: why)
         }
         guard !hosts.isEmpty else { throw .noHosts }
         // Network, gateway and broadcast are taken; a /31 or /32 leaves nothing for hosts.
@@ -42,8 +41,10 @@ extension LabDefinition {
         var hostsByAddress: [IPv4Address: String] = [:]
         var validated: [ValidatedHost] = []
         for (index, host) in hosts.enumerated() {
-            // Host names become hostnames and parts of file names.
-            try Self.checkName(host.name, field: "host name", maxLength: 63)
+            // Host names become hostnames and parts of file names: the inventory's own rule.
+            guard InventorySyntax.isLowercaseLabel(host.name) else {
+                throw .invalidName(field: "host name", value: host.name, rule: "use 1 to 63 lowercase letters, digits or '-', not starting or ending with '-'")
+            }
             try Self.checkUser(host.user)
             guard seenNames.insert(host.name).inserted else { throw .duplicateHostName(host.name) }
             guard let address = IPv4Address(host.address) else {
@@ -81,16 +82,13 @@ extension LabDefinition {
         }
     }
 
+    /// The inventory's rule for login names (what `useradd` accepts by default), so that every
+    /// inventory that loads makes a lab.
     static func checkUser(_ user: String) throws(LabError) {
-        let allowed = user.unicodeScalars.allSatisfy {
-            ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "-" || $0 == "_"
-        }
-        guard let first = user.unicodeScalars.first, ("a"..."z").contains(first) || first == "_",
-            user.count <= 32, allowed
-        else {
+        guard InventorySyntax.isUserName(user) else {
             throw .invalidName(
                 field: "login user", value: user,
-                rule: "use lower-case letters, digits, '-' or '_', starting with a letter (like \"ubuntu\")")
+                rule: "use lowercase letters, digits, '-', '_' or '.', starting with a letter or '_' (like \"ubuntu\")")
         }
     }
 }

@@ -103,7 +103,7 @@ public struct Inventory: Sendable, Hashable {
     public var isLocalLab: Bool { !hosts.isEmpty && hostsOutsideLabSubnet.isEmpty }
 
     public struct LabSettings: Sendable, Hashable {
-        /// The lab hosts' network; the bridge takes its first address (`subnet.gatewayAddress`).
+        /// The lab hosts' network; the bridge takes its first address (`subnet.gateway`).
         public var subnet: IPv4Subnet
         /// Name of the bridge on the machine that the hosts' veths join.
         public var bridge: String

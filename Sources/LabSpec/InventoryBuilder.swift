@@ -136,7 +136,7 @@ struct InventoryBuilder {
 
     static func subnetProblem(_ text: String) -> String {
         let parts = text.split(separator: "/", omittingEmptySubsequences: false)
-        guard parts.count == 2, let address = IPv4Subnet.parseAddress(String(parts[0])) else {
+        guard parts.count == 2, let address = IPv4Address(String(parts[0])) else {
             return "'\(text)' is not an IPv4 subnet; expected CIDR notation such as \"198.18.42.0/24\""
         }
         guard let prefix = Int(parts[1]), (0...32).contains(prefix) else {
@@ -145,8 +145,7 @@ struct InventoryBuilder {
         guard (8...30).contains(prefix) else {
             return "'\(text)': a /\(prefix) prefix is not usable for a lab; expected /8 to /30"
         }
-        let mask = UInt32.max << UInt32(32 - prefix)
-        return "'\(text)' has host bits set; did you mean '\(IPv4Subnet.format(address & mask))/\(prefix)'?"
+        return "'\(text)' has host bits set; did you mean '\(IPv4Subnet(containing: address, prefixLength: prefix))'?"
     }
 
     private func userName(_ object: CheckedObject, _ key: String) -> String? {

@@ -5,70 +5,9 @@ import Glibc
 import Darwin
 #endif
 
-/// An IPv4 network in CIDR form, such as the local lab's `198.18.42.0/24`.
-public struct IPv4Subnet: Sendable, Hashable, CustomStringConvertible {
-    /// The network address as a 32-bit number (host bits zero).
-    public let network: UInt32
-    public let prefixLength: Int
-
-    /// Parses `a.b.c.d/n`. Refuses host bits that are set ("198.18.42.7/24"), since such a
-    /// value is almost always a typo for an address, and prefixes longer than /30, which leave
-    /// no address for a host beside the network, gateway and broadcast addresses.
-    public init?(cidr: String) {
-        let parts = cidr.split(separator: "/", omittingEmptySubsequences: false)
-        guard parts.count == 2, let address = IPv4Subnet.parseAddress(String(parts[0])),
-              let prefix = Int(parts[1]), String(prefix) == parts[1], (8...30).contains(prefix)
-        else { return nil }
-        let mask = IPv4Subnet.mask(prefix)
-        guard address & ~mask == 0 else { return nil }
-        self.network = address
-        self.prefixLength = prefix
-    }
-
-    public var mask: UInt32 { IPv4Subnet.mask(prefixLength) }
-    public var broadcast: UInt32 { network | ~mask }
-    /// The subnet's first usable address; the lab's bridge on the machine holds it.
-    public var gateway: UInt32 { network + 1 }
-
-    public var networkAddress: String { IPv4Subnet.format(network) }
-    public var broadcastAddress: String { IPv4Subnet.format(broadcast) }
-    public var gatewayAddress: String { IPv4Subnet.format(gateway) }
-    public var description: String { "\(networkAddress)/\(prefixLength)" }
-
-    public func contains(_ address: UInt32) -> Bool { address & mask == network }
-
-    public func contains(_ address: String) -> Bool {
-        guard let value = IPv4Subnet.parseAddress(address) else { return false }
-        return contains(value)
-    }
-
-    /// Strict dotted-quad: four decimal parts 0-255 without leading zeros (which some tools
-    /// read as octal), nothing else.
-    public static func parseAddress(_ text: String) -> UInt32? {
-        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 4 else { return nil }
-        var value: UInt32 = 0
-        for part in parts {
-            guard !part.isEmpty, part.count <= 3, part.allSatisfy({ $0.isASCII && $0.isNumber }),
-                  part == "0" || !part.hasPrefix("0"), let byte = UInt32(part), byte <= 255
-            else { return nil }
-            value = value << 8 | byte
-        }
-        return value
-    }
-
-    public static func format(_ address: UInt32) -> String {
-        "\(address >> 24 & 255).\(address >> 16 & 255).\(address >> 8 & 255).\(address & 255)"
-    }
-
-    private static func mask(_ prefix: Int) -> UInt32 {
-        prefix == 0 ? 0 : UInt32.max << UInt32(32 - prefix)
-    }
-}
-
 /// Checks of names and addresses shared by the inventory's fields.
-enum InventorySyntax {
-    static func isIPv4(_ text: String) -> Bool { IPv4Subnet.parseAddress(text) != nil }
+public enum InventorySyntax {
+    public static func isIPv4(_ text: String) -> Bool { IPv4Address(text) != nil }
 
     static func isIPv6(_ text: String) -> Bool {
         // The C library's parser: IPv6 text forms (compression, embedded IPv4) are too
@@ -103,7 +42,7 @@ enum InventorySyntax {
 
     /// Host names in the inventory double as names of containers, machines and nginx upstream
     /// entries: a lowercase DNS label keeps them valid everywhere.
-    static func isLowercaseLabel(_ text: String) -> Bool {
+    public static func isLowercaseLabel(_ text: String) -> Bool {
         guard (1...63).contains(text.utf8.count), text.first != "-", text.last != "-" else { return false }
         return text.unicodeScalars.allSatisfy { ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "-" }
     }
@@ -115,7 +54,7 @@ enum InventorySyntax {
     }
 
     /// A login name as `useradd` accepts it by default.
-    static func isUserName(_ text: String) -> Bool {
+    public static func isUserName(_ text: String) -> Bool {
         guard let first = text.unicodeScalars.first, ("a"..."z").contains(first) || first == "_",
               text.utf8.count <= 32 else { return false }
         return text.unicodeScalars.allSatisfy {

@@ -175,7 +175,7 @@ struct LabCommand: AsyncParsableCommand {
     /// the sentence that says so and how to start it. Said when its hosts could not be reached.
     static func notRunningHint(inventoryPath: String) async -> String? {
         guard let inventory = try? InventoryLoader.load(path: inventoryPath), inventory.isLocalLab,
-            let definition = try? labDefinition(from: inventory, nat: false),
+            let definition = try? LabDefinition(inventory: inventory),
             let status = try? await LocalLab(definition: definition).status(), !status.contains(where: \.running)
         else { return nil }
         let argument = InventoryLoader.isDefaultPath(inventoryPath) ? "" : " -i " + ShellQuoting.quote(inventoryPath)
@@ -192,10 +192,9 @@ struct LabCommand: AsyncParsableCommand {
             throw LabctlExit.badInput.error
         }
         do {
-            return LocalLab(definition: try labDefinition(from: inventory, nat: nat))
+            return LocalLab(definition: try LabDefinition(inventory: inventory, nat: nat))
         } catch {
-            Terminal.error(String(describing: error))
-            throw ExitCode(RunExitCode.badInput.rawValue)
+            throw failure(error)
         }
     }
 
@@ -209,41 +208,9 @@ struct LabCommand: AsyncParsableCommand {
             + "or use `labctl lab` with an inventory whose hosts all lie in lab.subnet (like inventory.json)"
     }
 
-    /// The lab that the inventory describes. Every host logs in with one key (the lab installs
-    /// one key on all of them); hosts must use port 22.
+    /// What labctl itself could not do (run ssh), as one sentence.
     struct MappingError: Error, CustomStringConvertible {
         var description: String
-    }
-
-    static func labDefinition(from inventory: Inventory, nat: Bool) throws(MappingError) -> LabDefinition {
-        let keys = Set(inventory.hosts.compactMap(\.keyPath))
-        guard keys.count <= 1 else {
-            throw MappingError(description: 
-                "the lab installs one login key on every host, but the inventory names several (\(keys.sorted().joined(separator: ", "))); use one key in `defaults`")
-        }
-        guard let key = keys.first else {
-            throw MappingError(description: "the lab needs a key file to install on the hosts; set `defaults.key` in the inventory")
-        }
-        if let odd = inventory.hosts.first(where: { $0.port != 22 }) {
-            throw MappingError(description: "host \(odd.name): lab hosts listen on port 22, but the inventory says \(odd.port)")
-        }
-        let name = labName(inventory.name)
-        return LabDefinition(
-            name: name,
-            subnet: inventory.lab.subnet.description,
-            bridge: inventory.lab.bridge,
-            cacheDirectory: inventory.lab.cachePath,
-            hosts: inventory.hosts.map { LabHostDefinition(name: $0.name, address: $0.address, user: $0.user) },
-            loginKeyPath: key,
-            knownHostsPath: inventory.ssh.knownHostsPath,
-            nat: nat)
-    }
-
-    /// The inventory's name made into a lab name (letters, digits and '-').
-    static func labName(_ name: String) -> String {
-        let mapped = String(name.map { $0.isASCII && ($0.isLetter || $0.isNumber) ? $0 : "-" }.prefix(32))
-        let trimmed = mapped.trimmingCharacters(in: CharacterSet(charactersIn: "-"))
-        return trimmed.isEmpty ? "lab" : trimmed
     }
 
     // MARK: output
@@ -284,12 +251,6 @@ struct LabCommand: AsyncParsableCommand {
         Terminal.error(String(describing: error))
         // What the inventory or the command line got wrong is bad input (4); the rest is this
         // machine failing to run the lab (5).
-        switch error as? LabError {
-        case .invalidName?, .invalidSubnet?, .unusableSubnet?, .subnetTooSmall?, .invalidAddress?, .addressOutsideSubnet?, .reservedAddress?,
-            .duplicateAddress?, .duplicateHostName?, .noHosts?, .unknownHost?:
-            return LabctlExit.badInput.error
-        default:
-            return LabctlExit.localMachine.error
-        }
+        return (error as? LabError)?.isBadInput == true ? LabctlExit.badInput.error : LabctlExit.localMachine.error
     }
 }

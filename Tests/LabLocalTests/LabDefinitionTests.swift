@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import LabSpec
 
 @testable import LabLocal
 
@@ -7,7 +8,7 @@ import Testing
 @Suite struct LabDefinitionTests {
     static func definition(subnet: String = "198.18.77.0/24", hosts: [LabHostDefinition]) -> LabDefinition {
         LabDefinition(
-            name: "unit", subnet: subnet, bridge: "labu0", hosts: hosts, loginKeyPath: "/nonexistent/key",
+            name: "unit", subnet: IPv4Subnet(cidr: subnet)!, bridge: "labu0", hosts: hosts, loginKeyPath: "/nonexistent/key",
             knownHostsPath: "/nonexistent/known_hosts")
     }
 
@@ -48,13 +49,6 @@ import Testing
         }
     }
 
-    @Test(arguments: ["198.18.77.1/24", "198.18.77.0", "198.18.77.0/33", "banana/24", "198.18.277.0/24"])
-    func refusesMalformedSubnets(subnet: String) {
-        #expect(throws: LabError.invalidSubnet(subnet)) {
-            try Self.definition(subnet: subnet, hosts: [LabHostDefinition(name: "h", address: "198.18.77.9")]).validated()
-        }
-    }
-
     @Test func refusesBadNamesAndUsers() {
         #expect(throws: LabError.self) {
             try Self.definition(hosts: [LabHostDefinition(name: "bad/name", address: "198.18.77.9")]).validated()
@@ -62,6 +56,61 @@ import Testing
         #expect(throws: LabError.self) {
             try Self.definition(hosts: [LabHostDefinition(name: "h", address: "198.18.77.9", user: "Root Admin")])
                 .validated()
+        }
+    }
+
+    /// The lab's rules are the inventory's: what loads as an inventory makes a lab, and what
+    /// the inventory refuses the lab refuses too.
+    @Test func agreesWithTheInventoryOnNamesUsersAndAddresses() throws {
+        _ = try Self.definition(hosts: [LabHostDefinition(name: "app-1", address: "198.18.77.9", user: "first.last")]).validated()
+        #expect(InventorySyntax.isUserName("first.last"))
+        #expect(throws: LabError.invalidAddress(host: "h", address: "198.18.77.09")) {
+            try Self.definition(hosts: [LabHostDefinition(name: "h", address: "198.18.77.09")]).validated()
+        }
+        #expect(!InventorySyntax.isIPv4("198.18.77.09"))
+        #expect(throws: LabError.self) {
+            try Self.definition(hosts: [LabHostDefinition(name: "App1", address: "198.18.77.9")]).validated()
+        }
+        #expect(!InventorySyntax.isLowercaseLabel("App1"))
+    }
+
+    static func inventory(_ hosts: String, defaults: String = #""defaults": { "key": "/k/lab" },"#) throws -> Inventory {
+        let json = #"{ "name": "unit-lab", \#(defaults) "lab": { "subnet": "198.18.42.0/24" }, "hosts": [ \#(hosts) ] }"#
+        return try InventoryLoader.parse(data: Data(json.utf8), file: "inventory.json", baseDirectory: URL(fileURLWithPath: "/srv"))
+    }
+
+    /// The lab made from an inventory: its hosts checked by the one validation, first problem first.
+    @Test func anInventorysLabIsCheckedByTheOneValidation() throws {
+        let fine = try LabDefinition(inventory: Self.inventory(#"{ "name": "h0", "address": "198.18.42.20", "roles": ["x"] }"#))
+        #expect(fine.name == "unit-lab")
+        #expect(fine.subnet.description == "198.18.42.0/24")
+        #expect(fine.loginKeyPath == "/k/lab")
+        _ = try fine.validated()
+        let cases: [(String, LabError)] = [
+            (#"{ "name": "h1", "address": "10.1.2.3", "roles": ["x"] }"#,
+             .addressOutsideSubnet(host: "h1", address: "10.1.2.3", subnet: "198.18.42.0/24")),
+            (#"{ "name": "h2", "address": "198.18.42.0", "roles": ["x"] }"#, .reservedAddress(host: "h2", address: "198.18.42.0", role: "network")),
+            (#"{ "name": "h3", "address": "198.18.42.1", "roles": ["x"] }"#,
+             .reservedAddress(host: "h3", address: "198.18.42.1", role: "gateway (the bridge's)")),
+            (#"{ "name": "h4", "address": "198.18.42.255", "roles": ["x"] }"#,
+             .reservedAddress(host: "h4", address: "198.18.42.255", role: "broadcast")),
+            (#"{ "name": "h5", "address": "app.example.net", "roles": ["x"] }"#, .invalidAddress(host: "h5", address: "app.example.net")),
+        ]
+        for (hosts, expected) in cases {
+            #expect(throws: expected, "\(hosts)") { try LabDefinition(inventory: Self.inventory(hosts)).validated() }
+            #expect(expected.isBadInput)
+        }
+    }
+
+    @Test func anInventoryThatNoLabCanServe() throws {
+        let host = #"{ "name": "h0", "address": "198.18.42.20", "roles": ["x"] }"#
+        // (An inventory always names a key: ~/.ssh/id_ed25519 when it says none.)
+        #expect(try LabDefinition(inventory: Self.inventory(host, defaults: "")).loginKeyPath.hasSuffix("/.ssh/id_ed25519"))
+        #expect(throws: LabError.labHostPort(host: "h0", port: 2222)) {
+            try LabDefinition(inventory: Self.inventory(#"{ "name": "h0", "address": "198.18.42.20", "port": 2222, "roles": ["x"] }"#))
+        }
+        #expect(throws: LabError.severalLoginKeys(["/k/a", "/k/lab"])) {
+            try LabDefinition(inventory: Self.inventory(host + #", { "name": "h1", "address": "198.18.42.21", "key": "/k/a", "roles": ["x"] }"#))
         }
     }
 
@@ -89,13 +138,13 @@ import Testing
         ])
     }
 
-    @Test func subnetArithmetic() throws {
-        let subnet = try #require(IPv4Subnet("10.1.2.0/23"))
-        #expect(subnet.broadcast.description == "10.1.3.255")
-        #expect(subnet.contains(IPv4Address("10.1.3.7")!))
-        #expect(!subnet.contains(IPv4Address("10.1.4.0")!))
-        #expect(subnet.overlaps(IPv4Subnet("10.0.0.0/8")!))
-        #expect(!subnet.overlaps(IPv4Subnet("10.1.4.0/24")!))
+    @Test func refusesSubnetsInRangesNoLabMayUse() {
+        #expect(throws: LabError.unusableSubnet(subnet: "127.0.0.0/24", range: "127.0.0.0/8", why: "loopback")) {
+            try Self.definition(subnet: "127.0.0.0/24", hosts: [LabHostDefinition(name: "h", address: "127.0.0.9")]).validated()
+        }
+        #expect(throws: LabError.unusableSubnet(subnet: "224.1.0.0/16", range: "224.0.0.0/4", why: "multicast")) {
+            try Self.definition(subnet: "224.1.0.0/16", hosts: [LabHostDefinition(name: "h", address: "224.1.0.9")]).validated()
+        }
     }
 
     @Test func errorsReadAsOneSentenceWithWhatToDo() {

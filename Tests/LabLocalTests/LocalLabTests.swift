@@ -1,4 +1,5 @@
 import Foundation
+import LabSpec
 import SSH
 import Testing
 
@@ -19,7 +20,7 @@ struct LocalLabTests {
         try FileManager.default.createDirectory(atPath: workDirectory, withIntermediateDirectories: true)
         var lab = LocalLab(
             definition: LabDefinition(
-                name: Self.labName, subnet: "198.18.77.0/24", bridge: "labt0",
+                name: Self.labName, subnet: IPv4Subnet(cidr: "198.18.77.0/24")!, bridge: "labt0",
                 hosts: [
                     LabHostDefinition(name: "alpha", address: "198.18.77.10"),
                     LabHostDefinition(name: "beta", address: "198.18.77.11", user: "ubuntu"),
@@ -209,7 +210,7 @@ struct LocalLabTests {
         let machine = try await Preflight.machineNetworks()
         let taken = try #require(machine.first { $0.label.hasPrefix("address ") }, "the machine has no IPv4 address")
         var colliding = lab
-        colliding.definition.subnet = taken.network.description
+        colliding.definition.subnet = taken.network
         colliding.definition.hosts = [
             LabHostDefinition(name: "alpha", address: IPv4Address(taken.network.network.value + 200).description)
         ]

@@ -34,7 +34,7 @@ struct InventoryLoadingTests {
         #expect(app.node == .apt)
         #expect(app.port == 3000)
         #expect(inventory.nginx.confPath == "/etc/nginx/dumbways/my.reverse-proxy.conf")
-        #expect(inventory.labProblems().isEmpty)
+        #expect(inventory.isLocalLab)
     }
 
     @Test("the real-VM example uses nvm, GitHub and a sudo user")
@@ -51,7 +51,8 @@ struct InventoryLoadingTests {
         #expect(app.source == .git(url: "https://github.com/dumbwaysdev/wayshub-frontend.git", ref: "main"))
         #expect(app.node == .nvm(version: "16", nvmVersion: "0.39.7"))
         // Real VMs are not lab hosts: their addresses lie outside the lab's subnet.
-        #expect(inventory.labProblems().count == 3)
+        #expect(inventory.hostsOutsideLabSubnet.count == 3)
+        #expect(!inventory.isLocalLab)
     }
 
     @Test("relative paths are resolved against the inventory's folder, ~ against HOME")
