@@ -10,7 +10,7 @@ import SSH
 /// on its own overlay over a shared Debian base, in its own network namespace on a bridge.
 /// The hosts outlive the labctl process; everything about them is recorded in the state
 /// directory, so `down` and `status` work from a later labctl run.
-public struct LocalLab: Sendable {
+public struct LocalLab: LabBackend {
     public var definition: LabDefinition
     /// How long `up` waits for each host's SSH login to work.
     public var readinessTimeout: Duration = .seconds(60)
@@ -34,7 +34,36 @@ public struct LocalLab: Sendable {
         let lab = try definition.validated()
         guard Machine.isRoot else { throw .notRoot(action: "labctl lab up") }
         try await Machine.withLock(lockPath, waiting: { progress(LabProgress(.detail, "waiting for another labctl working on this lab")) }) { () throws(LabError) in
-            try await upLocked(lab, rebuild: rebuild, progress: progress)
+            try await upLocked(lab, rebuild: rebuild, only: nil, progress: progress)
+        }
+    }
+
+    /// A host's power cut: its processes killed at once (no shutdown), its runtime pieces
+    /// (cgroups, mount, network namespace) cleared, its disk and its record kept, so that
+    /// `status` shows it stopped and `powerOn` or `up` boots it from the same disk.
+    public func powerOff(host: String, progress: @escaping @Sendable (LabProgress) -> Void = { _ in }) async throws(LabError) {
+        guard Machine.isRoot else { throw .notRoot(action: "powering a lab host off") }
+        guard definition.hosts.contains(where: { $0.name == host }) else {
+            throw .unknownHost(host, known: definition.hosts.map(\.name))
+        }
+        try await Machine.withLock(lockPath, waiting: { progress(LabProgress(.detail, "waiting for another labctl working on this lab")) }) { () throws(LabError) in
+            guard let record = try LabState.load(stateDirectory: definition.stateDirectory)?.hosts.first(where: { $0.name == host }),
+                isRunning(record)
+            else { return }
+            progress(LabProgress(.phase, host: host, "powering off"))
+            await removeHost(record, keepDisk: true, powerCut: true)
+        }
+    }
+
+    /// Boots one host that is not running, from its disk, and waits until it answers over SSH.
+    public func powerOn(host: String, progress: @escaping @Sendable (LabProgress) -> Void = { _ in }) async throws(LabError) {
+        let lab = try definition.validated()
+        guard Machine.isRoot else { throw .notRoot(action: "powering a lab host on") }
+        guard definition.hosts.contains(where: { $0.name == host }) else {
+            throw .unknownHost(host, known: definition.hosts.map(\.name))
+        }
+        try await Machine.withLock(lockPath, waiting: { progress(LabProgress(.detail, "waiting for another labctl working on this lab")) }) { () throws(LabError) in
+            try await upLocked(lab, rebuild: false, only: [host], progress: progress)
         }
     }
 
@@ -44,7 +73,8 @@ public struct LocalLab: Sendable {
         return directory + "/labctl-lab-\(definition.name).lock"
     }
 
-    private func upLocked(_ lab: ValidatedLab, rebuild: Bool, progress: @escaping @Sendable (LabProgress) -> Void)
+    /// `only`: start just these hosts (the rest are left as they are); nil: every host.
+    private func upLocked(_ lab: ValidatedLab, rebuild: Bool, only: Set<String>?, progress: @escaping @Sendable (LabProgress) -> Void)
         async throws(LabError)
     {
         try Preflight.checkCgroupLayout()
@@ -87,7 +117,7 @@ public struct LocalLab: Sendable {
                 progress(LabProgress(.detail, host: host.name, "already running at \(host.address)"))
             }
         }
-        let toStart = lab.hosts.filter { !running.contains($0.name) }
+        let toStart = lab.hosts.filter { !running.contains($0.name) && only?.contains($0.name) != false }
         for host in toStart {
             if let old = state.hosts.first(where: { $0.name == host.name }) { await removeHost(old, keepDisk: true) }
         }
@@ -292,7 +322,8 @@ public struct LocalLab: Sendable {
     /// Stops one host (only processes the lab started, by PID) and removes its cgroups,
     /// overlay mount, network namespace, veth and, unless `keepDisk`, its state directory
     /// with its upper dir.
-    func removeHost(_ host: HostState, keepDisk: Bool = false) async {
+    /// `powerCut`: no SIGTERM and no grace period, every process killed at once.
+    func removeHost(_ host: HostState, keepDisk: Bool = false, powerCut: Bool = false) async {
         // The supervisor first, so it does not boot the host again.
         if let pid = Machine.readPID(host.supervisorPIDFile), isSupervisor(pid, of: host) {
             Machine.signal(pid, SIGKILL)
@@ -300,7 +331,7 @@ public struct LocalLab: Sendable {
         // systemd-nspawn powers the host off on SIGTERM (about a second). What is left after
         // the grace period, or what a SIGKILLed nspawn left behind (its container keeps
         // running without it), is in the host's cgroup and is killed there.
-        if let pid = Machine.readPID(host.nspawnPIDFile), isNspawn(pid, of: host) {
+        if !powerCut, let pid = Machine.readPID(host.nspawnPIDFile), isNspawn(pid, of: host) {
             Machine.signal(pid, SIGTERM)
             let deadline = ContinuousClock.now + stopGracePeriod
             while !Machine.pids(inCgroup: host.cgroup).isEmpty, ContinuousClock.now < deadline {

@@ -115,7 +115,7 @@ struct LabCommand: AsyncParsableCommand {
             var hostLog: HostLog?
             do {
                 // An unknown host is bad input before anything is shown.
-                if let log { hostLog = try await lab.hostLog(host: log) }
+                if let log { hostLog = try await lab.hostLog(host: log, lastLines: 30) }
                 hosts = try await lab.status()
             } catch {
                 throw LabCommand.failure(error)
@@ -176,7 +176,7 @@ struct LabCommand: AsyncParsableCommand {
     static func notRunningHint(inventoryPath: String) async -> String? {
         guard let inventory = try? InventoryLoader.load(path: inventoryPath), inventory.isLocalLab,
             let definition = try? LabDefinition(inventory: inventory),
-            let status = try? await LocalLab(definition: definition).status(), !status.contains(where: \.running)
+            let status = try? await LabBackends.make(definition).status(), !status.contains(where: \.running)
         else { return nil }
         let argument = InventoryLoader.isDefaultPath(inventoryPath) ? "" : " -i " + ShellQuoting.quote(inventoryPath)
         return "the local lab '\(inventory.name)' is not running (not started, or taken down with labctl lab down): start it with `sudo labctl lab up\(argument)`"
@@ -185,14 +185,14 @@ struct LabCommand: AsyncParsableCommand {
     /// The lab of the inventory file; a bad inventory exits 4 like every other verb, and so
     /// does an inventory of real machines (`Inventory.isLocalLab`): their addresses must not
     /// become containers, nor their hosts be reported as stopped lab hosts.
-    static func lab(_ options: InventoryOptions, nat: Bool = false) throws -> LocalLab {
+    static func lab(_ options: InventoryOptions, nat: Bool = false) throws -> any LabBackend {
         let inventory = try options.loadFile()
         if !inventory.isLocalLab {
             Terminal.error(notALabSentence(inventory, path: options.inventory))
             throw LabctlExit.badInput.error
         }
         do {
-            return LocalLab(definition: try LabDefinition(inventory: inventory, nat: nat))
+            return LabBackends.make(try LabDefinition(inventory: inventory, nat: nat))
         } catch {
             throw failure(error)
         }

@@ -139,6 +139,29 @@ struct LocalLabTests {
         #expect(leftovers() == [])
     }
 
+    /// Through the backend protocol alone, as verify's drill and other backends will use it.
+    @Test func aHostPoweredOffStopsAtOnceKeepsItsDiskAndPowersOnAgain() async throws {
+        let backend: any LabBackend = lab
+        try await withLabUp {
+            #expect(try await run("alpha", "echo kept > /root/note && sync").succeeded)
+            try await backend.powerOff(host: "alpha")
+            let status = try await backend.status()
+            #expect(status.first { $0.name == "alpha" }?.running == false)
+            #expect(status.filter(\.running).map(\.name) == ["beta", "gamma"])
+            await #expect(throws: (any Error).self) { _ = try await self.run("alpha", "true") }
+            // Powering off a host that is off changes nothing.
+            try await backend.powerOff(host: "alpha")
+
+            try await backend.powerOn(host: "alpha")
+            #expect(try await backend.status().allSatisfy(\.running))
+            #expect(try await run("alpha", "cat /root/note").stdoutText == "kept\n")
+            await #expect(throws: LabError.unknownHost("delta", known: ["alpha", "beta", "gamma"])) {
+                try await backend.powerOff(host: "delta")
+            }
+        }
+        #expect(leftovers() == [])
+    }
+
     @Test func aHostThatRebootsComesBack() async throws {
         try await withLabUp {
             let before = try #require(try await lab.status().first { $0.name == "gamma" }?.pid)
