@@ -172,6 +172,9 @@ extension VerifyRun {
                 case .service:
                     chosen[host] = .failure(DrillFailure(message:
                         "\(unit) is not a systemd unit on \(host), so it was not taken down: name the app's unit with --service UNIT, or use --stop-by firewall"))
+                case .poweroff:
+                    chosen[host] = .failure(DrillFailure(message:
+                        "--stop-by poweroff powers a lab host off, and \(host) is not one that labctl runs; use it on a local lab (labctl lab up), or --stop-by firewall"))
                 case .firewall, .auto:
                     if found.firewallTool != nil {
                         chosen[host] = .success(firewall)

@@ -12,6 +12,9 @@ public enum DrillStopMethod: String, Sendable, Hashable, CaseIterable, Codable {
     /// The app's port cut off on the app host: new and open TCP connections to it from anywhere
     /// but the host itself are reset, as if nothing listened. Works however the app runs.
     case firewall
+    /// The app host's power cut (a local lab's host, through its backend): the harshest
+    /// failover, nothing on the host gets to say goodbye. It is powered on again and boots.
+    case poweroff
 }
 
 /// labctl command lines for hints, with the inventory the user gave: a hint is a command the
@@ -173,6 +176,27 @@ public struct FirewallCutController: ServiceController {
             failure: ServiceControlError(
                 host: host.name, action: action == "cut" ? "cut off" : "open again", unit: ":\(port)",
                 detail: "the firewall command exited with status"))
+    }
+}
+
+/// Takes an app server down by cutting its power (`DrillStopMethod.poweroff`) and boots it
+/// again: what powers a host off and on is the lab's backend, given by the caller.
+public struct PowerCutController: ServiceController {
+    public let powerOff: @Sendable (String) async throws -> Void
+    public let powerOn: @Sendable (String) async throws -> Void
+
+    public init(powerOff: @escaping @Sendable (String) async throws -> Void, powerOn: @escaping @Sendable (String) async throws -> Void) {
+        self.powerOff = powerOff
+        self.powerOn = powerOn
+    }
+
+    public func stop(_ host: InventoryHost) async throws { try await powerOff(host.name) }
+    public func start(_ host: InventoryHost) async throws { try await powerOn(host.name) }
+
+    public func stopDescription(_ host: InventoryHost) -> String { "powered \(host.name) off (a power cut, no shutdown)" }
+    public func startDescription(_ host: InventoryHost) -> String { "powered \(host.name) on; it booted from its disk" }
+    public func manualStart(_ host: InventoryHost, hints: LabctlHints) -> String? {
+        "power it on with sudo \(hints.labctl(["lab", "up"])), which boots the lab's stopped hosts"
     }
 }
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import LabEngine
+import LabLocal
 import LabSpec
 import LabVerify
 import Rainbow
@@ -20,7 +21,7 @@ struct VerifyRunOptions: ParsableArguments {
     var html: String?
 
     @Option(help: ArgumentHelp(
-        "How the drill takes an app server down: auto (its systemd unit where the app runs as one, else a firewall rule), service, or firewall (cuts the app's port off on the app host, however the app runs).",
+        "How the drill takes an app server down: auto (its systemd unit where the app runs as one, else a firewall rule), service, firewall (cuts the app's port off on the app host, however the app runs), or poweroff (a local lab's host powered off and on again; needs root).",
         valueName: "how"))
     var stopBy: DrillStopMethod = .auto
 
@@ -43,7 +44,9 @@ struct VerifyRunOptions: ParsableArguments {
         try OutputPath.validate(html, option: "--html")
         if let service {
             if let problem = ValueForm.unitName.problem(service) { throw ValidationError("--service: \(problem)") }
-            if stopBy == .firewall { throw ValidationError("--service names a unit for the drill to stop; it does not go with --stop-by firewall") }
+            if stopBy == .firewall || stopBy == .poweroff {
+                throw ValidationError("--service names a unit for the drill to stop; it does not go with --stop-by \(stopBy.rawValue)")
+            }
         }
     }
 
@@ -56,6 +59,29 @@ struct VerifyRunOptions: ParsableArguments {
 }
 
 enum VerifyInvocation {
+    /// `--stop-by poweroff`: the drill powers app hosts off through the lab's backend, so the
+    /// inventory must be a local lab's and labctl root. Exits 4 naming what is missing.
+    static func powerCut(_ inventory: Inventory) throws -> PowerCutController {
+        let path = inventory.file?.path ?? "the inventory"
+        guard inventory.isLocalLab else {
+            Terminal.error("--stop-by poweroff powers a local lab's hosts off, and \(path) describes real machines (hosts outside lab.subnet); use --stop-by firewall or service for them")
+            throw LabctlExit.badInput.error
+        }
+        guard geteuid() == 0 else {
+            Terminal.error("--stop-by poweroff powers lab hosts off and on, which needs root; run it again with sudo")
+            throw LabctlExit.badInput.error
+        }
+        let backend: any LabBackend
+        do {
+            backend = LabBackends.make(try LabDefinition(inventory: inventory))
+        } catch {
+            throw LabCommand.failure(error)
+        }
+        return PowerCutController(
+            powerOff: { host throws in try await backend.powerOff(host: host) },
+            powerOn: { host throws in try await backend.powerOn(host: host) })
+    }
+
     /// What verify needs from the inventory, checked before any host is asked: an `app`
     /// section, app servers and a proxy. Exits 4 (bad input) naming what is missing.
     static func checkInventory(_ inventory: Inventory, inventoryPath: String) throws {
@@ -88,7 +114,8 @@ enum VerifyInvocation {
             options: VerifyOptions(
                 failover: failover, loadRate: options.load, requests: options.requests, serviceUnit: options.service,
                 stopBy: options.drillStopMethod, hints: LabctlHints(inventoryFile: inventory.file?.path)),
-            commandRunner: runner)
+            commandRunner: runner,
+            serviceController: failover && options.drillStopMethod == .poweroff ? try powerCut(inventory) : nil)
         let statusLine = Terminal.isInteractive
             ? StatusLine(VerifyStatus()) { status, now, width, frame in status.line(now: now, width: width, frame: frame) } : nil
         // A second Ctrl-C must not end labctl while the drill puts a stopped app back.

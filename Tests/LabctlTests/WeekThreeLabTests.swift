@@ -163,6 +163,27 @@ struct WeekThreeLabTests {
         let againDocument = try UpDocument.read(folder.file("again.json"))
         #expect(againDocument.provision?.changedCount == 0 && againDocument.deploy?.changedCount == 0)
 
+        // The harshest failover: each app host's power cut through the lab's backend, and
+        // booted again from its disk (a file in /run, a tmpfs, is gone; one in /root stays).
+        try runLocal([labctlExecutablePath, "exec", "-i", inventory, "app", "--become", "--", "touch /run/labctl-before-cut /root/labctl-before-cut"])
+        let cut = try labctlPlain(["verify", "-i", inventory, "--failover", "--stop-by", "poweroff", "--requests", "20", "--json", "-"])
+        #expect(cut.status == 0, "\(cut.stdout)\(cut.stderr)")
+        let failovers = try checks(cut.stdout).filter { ($0["kind"] as? String) == "failover" }
+        #expect(failovers.count == 2 && failovers.allSatisfy { $0["status"] as? String == "pass" }, "\(failovers)")
+        #expect(cut.stdout.contains("powered app1 off (a power cut, no shutdown)"), "\(cut.stdout)")
+        let afterCut = try labctlPlain(["exec", "-i", inventory, "app", "--become", "--", "ls /run/labctl-before-cut /root/labctl-before-cut 2>&1; systemctl is-active wayshub"])
+        for host in ["app1", "app2"] {
+            #expect(afterCut.stdout.contains("\(host) | ls: cannot access '/run/labctl-before-cut'"), "\(afterCut.stdout)")
+        }
+        #expect(afterCut.stdout.components(separatedBy: "/root/labctl-before-cut\n").count == 3, "\(afterCut.stdout)")
+        // Real machines have no backend to power them off: refused before any request.
+        let realMachines = folder.file("real.json")
+        let text = try String(contentsOfFile: inventory, encoding: .utf8)
+        try text.replacingOccurrences(of: "198.18.88.0/24", with: "10.253.0.0/24").write(toFile: realMachines, atomically: true, encoding: .utf8)
+        let refused = try labctlPlain(["verify", "-i", realMachines, "--failover", "--stop-by", "poweroff", "--requests", "20"])
+        #expect(refused.status == 4, "\(refused.stdout)\(refused.stderr)")
+        #expect(refused.stderr.contains("--stop-by poweroff powers a local lab's hosts off, and \(realMachines) describes real machines"), "\(refused.stderr)")
+
         // JUnit XML that a CI server can read: it parses, and names every check.
         let xml = try Data(contentsOf: URL(fileURLWithPath: folder.file("up.xml")))
         let parser = XMLParser(data: xml)
